@@ -1,0 +1,50 @@
+//! `POST /v1/chat/completions`: translation in both directions.
+//!
+//! 1. [`plan`] turns an OpenAI [`ChatRequest`] into a Workers AI
+//!    [`InferenceRequest`](crate::backend::InferenceRequest) plus a [`ChatContext`];
+//! 2. the backend runs it;
+//! 3. [`complete`] turns a JSON result into a `chat.completion`, or a
+//!    [`StreamTranscoder`] turns the SSE bytes into `chat.completion.chunk` events.
+
+mod request;
+mod response;
+mod stream;
+pub mod think;
+pub mod tools;
+
+pub use request::{ChatPlan, DEFAULT_MAX_TOKENS, plan};
+pub use response::{complete, completion_to_sse};
+pub use stream::StreamTranscoder;
+
+use crate::catalog::Reasoning;
+#[cfg(doc)]
+use crate::openai::chat::ChatRequest;
+
+/// What reading the answer needs to know about the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatContext {
+    /// `chatcmpl-…`, the id of the completion and of every chunk.
+    pub id: String,
+    /// Unix seconds, from the injected clock.
+    pub created: u64,
+    /// The model name the client asked for (echoed).
+    pub model: String,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// How the model returns reasoning.
+    pub reasoning: Reasoning,
+    /// Names of the tools offered (tool calls printed as text are recovered only for these).
+    pub tools: Vec<String>,
+    /// The client used deprecated `functions`: answer with `function_call`.
+    pub legacy_functions: bool,
+    /// The output limit sent upstream (a legacy answer that used it all was cut: `length`).
+    pub max_tokens: Option<u32>,
+    /// Prefix of generated tool-call ids (`call_…_0`, `call_…_1`).
+    pub call_id_prefix: String,
+}
+
+impl ChatContext {
+    fn call_id(&self, n: usize) -> String {
+        format!("{}_{n}", self.call_id_prefix)
+    }
+}

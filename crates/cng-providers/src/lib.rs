@@ -1,0 +1,1 @@
+pub use cng_core;
