@@ -98,6 +98,17 @@ pub struct Resolved {
     pub model: ModelInfo,
 }
 
+impl Resolved {
+    /// How to name the model in a message: the alias and what it stands for, or the id.
+    pub fn describe(&self) -> String {
+        if self.requested == self.model.id {
+            format!("`{}`", self.model.id)
+        } else {
+            format!("`{}` ({})", self.requested, self.model.id)
+        }
+    }
+}
+
 impl AliasTable {
     /// A table from (alias, target) pairs.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
@@ -175,9 +186,9 @@ impl AliasTable {
         Err(Error::invalid_param(
             "model",
             format!(
-                "`{requested}` is a {} model ({}), not a {want} model; send it to {}.",
+                "{} is a {} model, not a {want} model; send it to {}.",
+                r.describe(),
                 r.model.task.label(),
-                r.model.id,
                 r.model.task.endpoint()
             ),
         )

@@ -49,8 +49,8 @@ pub fn plan(
         return Err(Error::invalid_param(
             "model",
             format!(
-                "`{}` ({}) has no chat interface; pick a chat model from GET /v1/models.",
-                target.requested, m.id
+                "{} has no chat interface; pick a chat model from GET /v1/models.",
+                target.describe()
             ),
         )
         .with_code("model_not_supported"));
@@ -70,9 +70,9 @@ pub fn plan(
         return Err(Error::invalid_param(
             "n",
             format!(
-                "`n` = {n} is not supported by `{}`: it returns one choice per request. \
+                "`n` = {n} is not supported by {}: it returns one choice per request. \
                  Send {n} requests instead, or use a model with an OpenAI-shaped schema.",
-                target.requested
+                target.describe()
             ),
         )
         .with_code("unsupported_parameter"));
@@ -80,7 +80,7 @@ pub fn plan(
     if req.logprobs == Some(true) && !openai {
         return Err(Error::invalid_param(
             "logprobs",
-            format!("`{}` does not return log probabilities.", target.requested),
+            format!("{} does not return log probabilities.", target.describe()),
         )
         .with_code("unsupported_parameter"));
     }
@@ -110,11 +110,12 @@ pub fn plan(
             format!("`{param}` must be at least 1."),
         ));
     }
-    let max_tokens = match (requested, m.output_limit()) {
+    let limit = output_limit(m, req);
+    let max_tokens = match (requested, limit) {
         (Some(r), Some(limit)) => Some(r.min(limit)),
         (Some(r), None) => Some(r),
         (None, _) if m.unknown => None,
-        (None, _) => Some(default_max_tokens(m)),
+        (None, limit) => Some(DEFAULT_MAX_TOKENS.min(limit.unwrap_or(DEFAULT_MAX_TOKENS))),
     };
     if let Some(t) = max_tokens {
         input.insert("max_tokens".into(), t.into());
@@ -194,9 +195,9 @@ pub fn plan(
             return Err(Error::invalid_param(
                 "response_format",
                 format!(
-                    "`{}` ({}) has no JSON mode. Use a model that has one (for example \
+                    "{} has no JSON mode. Use a model that has one (for example \
                      @cf/meta/llama-3.3-70b-instruct-fp8-fast) or ask for JSON in the prompt.",
-                    target.requested, m.id
+                    target.describe()
                 ),
             )
             .with_code("unsupported_parameter"));
@@ -204,7 +205,7 @@ pub fn plan(
     }
 
     // Tools.
-    let tools = offered_tools(req, m, &target.requested, openai, &mut input)?;
+    let tools = offered_tools(req, target, openai, &mut input)?;
 
     if let Some(effort) = &req.reasoning_effort {
         if openai && m.reasoning != crate::catalog::Reasoning::None {
@@ -259,12 +260,56 @@ pub fn plan(
     })
 }
 
-fn default_max_tokens(m: &ModelInfo) -> u32 {
-    let by_context = m
-        .context_window
-        .map_or(DEFAULT_MAX_TOKENS, |c| (c / 2).max(1));
-    let cap = m.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    DEFAULT_MAX_TOKENS.min(by_context).min(cap)
+/// The most output tokens that fit: the model's output cap, and what the context
+/// window leaves after the prompt. The prompt is estimated (3 bytes a token, a
+/// deliberate over-estimate for English; 8 tokens of framing per message) because
+/// cng has no tokenizer for every model; prompt + output must fit or Workers AI
+/// refuses the request.
+fn output_limit(m: &ModelInfo, req: &ChatRequest) -> Option<u32> {
+    let prompt: usize = req
+        .messages
+        .iter()
+        .map(|msg| 8 + message_bytes(msg).div_ceil(3))
+        .sum();
+    let prompt = u32::try_from(prompt).unwrap_or(u32::MAX);
+    let by_context = m.context_window.map(|c| c.saturating_sub(prompt).max(1));
+    match (m.max_output_tokens, by_context) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn message_bytes(msg: &Message) -> usize {
+    let text = |c: &Content| match c {
+        Content::Empty => 0,
+        Content::Text(s) => s.len(),
+        // Images are not text tokens; what they cost is the model's own business.
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|p| match p {
+                ContentPart::Text { text } => text.len(),
+                _ => 0,
+            })
+            .sum(),
+    };
+    match msg {
+        Message::System { content, .. }
+        | Message::Developer { content, .. }
+        | Message::User { content, .. }
+        | Message::Tool { content, .. }
+        | Message::Function { content, .. } => text(content),
+        Message::Assistant {
+            content,
+            tool_calls,
+            ..
+        } => {
+            let calls: usize = tool_calls
+                .iter()
+                .map(|c| c.function.name.len() + c.function.arguments.len())
+                .sum();
+            text(content) + calls
+        }
+    }
 }
 
 /// OpenAI's own ranges, for OpenAI-shaped models whose schema cng could not read.
@@ -411,7 +456,7 @@ fn data_url_base64(url: &str, i: usize) -> Result<String, Error> {
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(Error::invalid_param(
             param(),
-            "this model takes image data, not links: send the image inline as a \
+            "This model takes image data, not links: send the image inline as a \
              `data:image/...;base64,...` URL.",
         )
         .with_code("image_url_not_supported"));
@@ -515,8 +560,7 @@ fn openai_parts(content: &Content) -> Value {
 /// `"required"` cannot be enforced on those models and is sent as "auto" (documented).
 fn offered_tools(
     req: &ChatRequest,
-    m: &ModelInfo,
-    requested: &str,
+    target: &Resolved,
     openai: bool,
     input: &mut Map<String, Value>,
 ) -> Result<Vec<String>, Error> {
@@ -538,13 +582,14 @@ fn offered_tools(
     if tools.is_empty() {
         return Ok(Vec::new());
     }
+    let m = &target.model;
     if !m.function_calling && !m.unknown {
         return Err(Error::invalid_param(
             param,
             format!(
-                "`{requested}` ({}) does not support tool calling; pick a model with \
+                "{} does not support tool calling; pick a model with \
                  function calling (for example `gpt-4o`).",
-                m.id
+                target.describe()
             ),
         )
         .with_code("unsupported_parameter"));

@@ -52,6 +52,8 @@ enum Mode {
 #[derive(Debug, Clone)]
 pub struct ThinkSplitter {
     mode: Mode,
+    /// Text before a `</think>` is reasoning even without `<think>`.
+    open_implied: bool,
     held: String,
     /// Strip whitespace at the start of the answer (after `</think>`).
     trim_answer_start: bool,
@@ -68,11 +70,8 @@ impl ThinkSplitter {
     /// `open_implied` as in [`split`]: the stream starts inside the thinking block.
     pub fn new(open_implied: bool) -> Self {
         Self {
-            mode: if open_implied {
-                Mode::Thinking
-            } else {
-                Mode::Start
-            },
+            mode: Mode::Start,
+            open_implied,
             held: String::new(),
             trim_answer_start: false,
         }
@@ -97,7 +96,11 @@ impl ThinkSplitter {
                     if OPEN.starts_with(t) {
                         break; // could still become "<think>"
                     }
-                    self.mode = Mode::Answer;
+                    self.mode = if self.open_implied {
+                        Mode::Thinking
+                    } else {
+                        Mode::Answer
+                    };
                 }
                 Mode::Thinking => {
                     if let Some(i) = self.held.find(CLOSE) {
@@ -137,6 +140,7 @@ impl ThinkSplitter {
         let mut out = Split::default();
         match self.mode {
             Mode::Thinking => out.reasoning = held,
+            Mode::Start if self.open_implied => out.reasoning = held,
             Mode::Start | Mode::Answer => {
                 if !(self.trim_answer_start && held.trim().is_empty()) {
                     out.answer = held;
@@ -200,13 +204,18 @@ mod tests {
             ("<think>a < b</think>\n\nAnswer <b>", false),
             ("  <think>x</think>y", false),
             ("r</thi>nk</think>Answer", true),
+            ("\n<think>\nr</think>\n\nAnswer", true),
             ("no tags at all", false),
             ("<thin", false),
             ("é<think>ü</think>ö", false),
         ] {
             let (r, a) = split(text, implied);
             let whole = run(&[text], implied);
-            assert_eq!(whole.reasoning, r.clone().unwrap_or_default(), "{text}");
+            assert_eq!(
+                whole.reasoning.trim(),
+                r.clone().unwrap_or_default(),
+                "{text}"
+            );
             for i in 0..=text.len() {
                 if !text.is_char_boundary(i) {
                     continue;

@@ -48,7 +48,20 @@ fn json_error(err: &serde_json::Error, path: &str) -> Error {
             // serde_json appends " at line L column C"; keep the sentence short.
             let text = err.to_string();
             let reason = text.split(" at line ").next().unwrap_or(&text);
-            if path.is_empty() || path == "." {
+            let base = if path == "." { "" } else { path };
+            // "missing field `x`" is about x itself: point `param` at it.
+            if let Some(field) = reason
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
+                let param = if base.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{base}.{field}")
+                };
+                return Error::invalid_param(param.clone(), format!("`{param}` is required."));
+            }
+            if base.is_empty() {
                 Error::invalid_request(format!("Invalid request body: {reason}."))
             } else {
                 Error::invalid_param(path, format!("Invalid value for `{path}`: {reason}."))
@@ -81,6 +94,15 @@ mod tests {
         let err = parse_json::<ChatRequest>(body).unwrap_err();
         assert_eq!(err.param(), Some("temperature"));
         assert!(err.message().contains("invalid type"), "{}", err.message());
+    }
+
+    #[test]
+    fn missing_fields_are_the_param() {
+        let err = parse_json::<ChatRequest>(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(err.param(), Some("messages"));
+        let body = br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#;
+        let err = parse_json::<ChatRequest>(body).unwrap_err();
+        assert_eq!(err.param(), Some("messages[0].tool_call_id"));
     }
 
     #[test]
