@@ -4,6 +4,13 @@
 //! Stream cases are also replayed split at every byte boundary and one byte at a time:
 //! the output must not depend on how the network cut the input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failure should stop the test"
+)]
+
 use std::fs;
 use std::path::Path;
 
