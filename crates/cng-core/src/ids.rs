@@ -63,3 +63,22 @@ mod tests {
         assert_eq!(ids.fresh_id(), "0000000000000002");
     }
 }
+
+/// Random bytes for secrets (API keys).
+pub trait Entropy {
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// Not random at all: a counter pattern. For tests only.
+#[derive(Debug, Default)]
+pub struct CountingEntropy(AtomicU64);
+
+impl Entropy for CountingEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (n as u8).wrapping_mul(31).wrapping_add(i as u8);
+        }
+    }
+}

@@ -49,13 +49,17 @@
 //! ```
 
 pub mod alias;
+pub mod auth;
 pub mod backend;
 pub mod catalog;
 pub mod chat;
 pub mod error;
+pub mod gateway;
 pub mod ids;
 pub mod openai;
 pub mod sse;
+pub mod store;
 pub mod workers_ai;
 
 pub use error::{Error, ErrorKind};
+pub use gateway::{Body, Gateway, GatewayConfig, Services};

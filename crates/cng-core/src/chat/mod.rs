@@ -41,6 +41,18 @@ pub struct ChatContext {
     pub max_tokens: Option<u32>,
     /// Prefix of generated tool-call ids (`call_…_0`, `call_…_1`).
     pub call_id_prefix: String,
+    /// Which OpenAI API the answer is written for.
+    pub dialect: Dialect,
+}
+
+/// The OpenAI API a chat answer is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// `chat.completion` / `chat.completion.chunk`.
+    #[default]
+    Chat,
+    /// The legacy `text_completion` of `/v1/completions` (text only).
+    TextCompletion,
 }
 
 impl ChatContext {

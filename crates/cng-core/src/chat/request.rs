@@ -41,8 +41,8 @@ pub struct ChatPlan {
 pub fn plan(
     req: &ChatRequest,
     target: &Resolved,
-    ids: &impl IdSource,
-    clock: &impl Clock,
+    ids: &(impl IdSource + ?Sized),
+    clock: &(impl Clock + ?Sized),
 ) -> Result<ChatPlan, Error> {
     let m = &target.model;
     let Some(schema) = m.chat_schema else {
@@ -247,6 +247,7 @@ pub fn plan(
         legacy_functions: req.tools.is_none() && req.functions.is_some(),
         max_tokens,
         call_id_prefix: format!("call_{}", ids.fresh_id()),
+        dialect: super::Dialect::Chat,
     };
     Ok(ChatPlan {
         request: InferenceRequest {

@@ -15,15 +15,16 @@
 
 use serde_json::Value;
 
-use super::ChatContext;
 use super::response::{length_heuristic, usage_from_raw, write_chunk};
 use super::think::ThinkSplitter;
 use super::tools;
+use super::{ChatContext, Dialect};
 use crate::catalog::Reasoning;
 use crate::error::{Error, ErrorKind};
 use crate::openai::chat::{
     ChatChunk, ChunkChoice, Delta, FinishReason, FunctionCallDelta, ToolCallDelta, ToolKind, Usage,
 };
+use crate::openai::completions::{TextChunk, TextChunkChoice};
 use crate::sse::{self, EndState, SseDecoder, SseEvent};
 use crate::workers_ai::text::{RawToolCall, TextResult};
 
@@ -442,7 +443,17 @@ impl StreamTranscoder {
             };
             self.write_delta(index, Delta::default(), Some(reason), out);
         }
-        if self.ctx.include_usage {
+        if self.ctx.include_usage && self.ctx.dialect == Dialect::TextCompletion {
+            let chunk = TextChunk {
+                id: &self.ctx.id,
+                object: "text_completion",
+                created: self.ctx.created,
+                model: &self.ctx.model,
+                choices: Vec::new(),
+                usage: Some(Some(usage.clone().unwrap_or_default())),
+            };
+            sse::write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
+        } else if self.ctx.include_usage {
             let chunk = ChatChunk {
                 id: &self.ctx.id,
                 object: "chat.completion.chunk",
@@ -465,6 +476,28 @@ impl StreamTranscoder {
         finish_reason: Option<FinishReason>,
         out: &mut Vec<u8>,
     ) {
+        if self.ctx.dialect == Dialect::TextCompletion {
+            // Text only: role, reasoning and tool deltas have no place in it.
+            let text = delta.content.unwrap_or_default();
+            if text.is_empty() && finish_reason.is_none() {
+                return;
+            }
+            let chunk = TextChunk {
+                id: &self.ctx.id,
+                object: "text_completion",
+                created: self.ctx.created,
+                model: &self.ctx.model,
+                choices: vec![TextChunkChoice {
+                    text,
+                    index,
+                    logprobs: None,
+                    finish_reason,
+                }],
+                usage: self.ctx.include_usage.then_some(None),
+            };
+            sse::write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
+            return;
+        }
         let chunk = ChatChunk {
             id: &self.ctx.id,
             object: "chat.completion.chunk",

@@ -1,6 +1,7 @@
 //! OpenAI's wire formats, as cng's clients speak them.
 
 pub mod chat;
+pub mod completions;
 
 use serde::de::DeserializeOwned;
 

@@ -1,0 +1,427 @@
+//! API keys and roles.
+//!
+//! Keys look like `cng-` + 43 characters (base64url of 32 random bytes). cng stores
+//! only their SHA-256 hash — the plaintext is shown once, at creation — and finds a
+//! key by its hash, so a lookup never compares secrets byte by byte. The bootstrap
+//! admin key from the environment is compared (hash to hash) in constant time.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, ErrorKind};
+use crate::ids::{Clock, Entropy};
+use crate::store::{Expect, Store};
+
+/// Key records, by hash (hex).
+pub const NS_KEYS: &str = "keys";
+/// Key names → hash: reserves a name exactly once.
+pub const NS_KEY_NAMES: &str = "key_names";
+
+/// What a key may do (closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including the `/api/*` admin routes.
+    Admin,
+    /// Inference only.
+    Client,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "client" => Ok(Role::Client),
+            other => Err(format!("unknown role `{other}`: use admin or client")),
+        }
+    }
+}
+
+/// A stored key (never its plaintext).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub name: String,
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+    pub role: Role,
+    /// Unix seconds.
+    pub created: u64,
+    #[serde(default)]
+    pub expires: Option<u64>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Models or aliases this key may use; `None` = all.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Requests per minute; `None` = unlimited.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+}
+
+/// A key as listed by the admin API: everything but the hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub disabled: bool,
+    pub models: Option<&'a [String]>,
+    pub rpm: Option<u32>,
+}
+
+impl KeyRecord {
+    pub fn info(&self) -> KeyInfo<'_> {
+        KeyInfo {
+            name: &self.name,
+            role: self.role,
+            created: self.created,
+            expires: self.expires,
+            disabled: self.disabled,
+            models: self.models.as_deref(),
+            rpm: self.rpm,
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<u32>,
+}
+
+impl Principal {
+    /// May this caller use `requested` (the name sent), which resolved to `model_id`?
+    pub fn may_use(&self, requested: &str, model_id: &str) -> bool {
+        match &self.models {
+            None => true,
+            Some(list) => list.iter().any(|m| m == requested || m == model_id),
+        }
+    }
+}
+
+/// SHA-256 of a key.
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new key: `cng-` + base64url(32 random bytes).
+pub fn generate_key(entropy: &(impl Entropy + ?Sized)) -> String {
+    let mut buf = [0u8; 32];
+    entropy.fill(&mut buf);
+    format!("cng-{}", URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Reads the key a client sent: `Authorization: Bearer`, then `x-api-key`
+/// (Anthropic clients), then `api-key` (Azure-style clients).
+pub fn key_from_headers(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            let k = v[7..].trim();
+            if !k.is_empty() {
+                return Some(k);
+            }
+        }
+    }
+    ["x-api-key", "api-key"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .find(|k| !k.is_empty())
+}
+
+/// Checks a presented key: the bootstrap admin key (constant-time), else a stored key
+/// by hash, refused when disabled or expired.
+pub async fn authenticate(
+    store: &impl Store,
+    clock: &(impl Clock + ?Sized),
+    admin_hash: Option<&[u8; 32]>,
+    presented: Option<&str>,
+) -> Result<Principal, Error> {
+    let Some(key) = presented else {
+        return Err(Error::new(
+            ErrorKind::Authentication,
+            "Missing API key. Send it as `Authorization: Bearer <key>` \
+             (or in an `x-api-key` or `api-key` header).",
+        )
+        .with_code("missing_api_key"));
+    };
+    let hash = hash_key(key);
+    if let Some(admin) = admin_hash {
+        if bool::from(hash.ct_eq(admin)) {
+            return Ok(Principal {
+                name: "admin".into(),
+                role: Role::Admin,
+                models: None,
+                rpm: None,
+            });
+        }
+    }
+    let invalid = || {
+        Error::new(ErrorKind::Authentication, "Incorrect API key provided.")
+            .with_code("invalid_api_key")
+    };
+    let Some(rec) = store.get(NS_KEYS, &hex(&hash)).await? else {
+        return Err(invalid());
+    };
+    let rec: KeyRecord = serde_json::from_slice(&rec.value)
+        .map_err(|_| Error::internal("a stored key record is unreadable"))?;
+    if rec.disabled {
+        return Err(
+            Error::new(ErrorKind::Authentication, "This API key is disabled.")
+                .with_code("key_disabled"),
+        );
+    }
+    if rec.expires.is_some_and(|e| clock.unix_seconds() >= e) {
+        return Err(
+            Error::new(ErrorKind::Authentication, "This API key has expired.")
+                .with_code("key_expired"),
+        );
+    }
+    Ok(Principal {
+        name: rec.name,
+        role: rec.role,
+        models: rec.models,
+        rpm: rec.rpm,
+    })
+}
+
+/// What a new key should be.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<u32>,
+    pub expires: Option<u64>,
+}
+
+/// Creates a key: reserves its name, stores its hash, returns the plaintext (once).
+pub async fn create_key(
+    store: &impl Store,
+    entropy: &(impl Entropy + ?Sized),
+    clock: &(impl Clock + ?Sized),
+    new: NewKey,
+) -> Result<(String, KeyRecord), Error> {
+    validate_name(&new.name)?;
+    let key = generate_key(entropy);
+    let hash = hex(&hash_key(&key));
+    let rec = KeyRecord {
+        name: new.name,
+        hash: hash.clone(),
+        role: new.role,
+        created: clock.unix_seconds(),
+        expires: new.expires,
+        disabled: false,
+        models: new.models,
+        rpm: new.rpm,
+    };
+    let name_taken = |e: Error| {
+        if e.kind() == ErrorKind::Conflict {
+            Error::new(
+                ErrorKind::Conflict,
+                format!("A key named `{}` already exists.", rec.name),
+            )
+            .with_param("name")
+            .with_code("key_exists")
+        } else {
+            e
+        }
+    };
+    store
+        .put(
+            NS_KEY_NAMES,
+            &rec.name,
+            Bytes::from(hash.clone()),
+            Expect::Absent,
+        )
+        .await
+        .map_err(name_taken)?;
+    let body = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
+    store
+        .put(NS_KEYS, &hash, Bytes::from(body), Expect::Absent)
+        .await?;
+    Ok((key, rec))
+}
+
+/// Every key, sorted by name.
+pub async fn list_keys(store: &impl Store) -> Result<Vec<KeyRecord>, Error> {
+    let mut keys: Vec<KeyRecord> = store
+        .list(NS_KEYS)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v.value).ok())
+        .collect();
+    keys.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(keys)
+}
+
+/// Deletes the key named `name`; it stops working at once. Returns whether it existed.
+pub async fn revoke_key(store: &impl Store, name: &str) -> Result<bool, Error> {
+    let Some(hash) = store.get(NS_KEY_NAMES, name).await? else {
+        return Ok(false);
+    };
+    let hash = String::from_utf8_lossy(&hash.value).to_string();
+    store.delete(NS_KEYS, &hash, Expect::Any).await?;
+    store.delete(NS_KEY_NAMES, name, Expect::Any).await?;
+    Ok(true)
+}
+
+/// True when an admin key exists in the store.
+pub async fn has_admin_key(store: &impl Store) -> Result<bool, Error> {
+    Ok(list_keys(store)
+        .await?
+        .iter()
+        .any(|k| k.role == Role::Admin && !k.disabled))
+}
+
+fn validate_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_param(
+            "name",
+            "A key name is 1-64 characters of letters, digits and `-_.@`.",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{CountingEntropy, FixedClock};
+    use crate::store::MemoryStore;
+    use futures_util::FutureExt;
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        f.now_or_never().expect("memory store futures are ready")
+    }
+
+    #[test]
+    fn key_format() {
+        let k = generate_key(&CountingEntropy::default());
+        assert!(k.starts_with("cng-"));
+        assert_eq!(k.len(), 4 + 43);
+        assert!(
+            k[4..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn headers_in_order_of_preference() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "from-x".parse().unwrap());
+        assert_eq!(key_from_headers(&h), Some("from-x"));
+        h.insert("authorization", "bearer  from-auth ".parse().unwrap());
+        assert_eq!(key_from_headers(&h), Some("from-auth"));
+        let mut h = HeaderMap::new();
+        h.insert("api-key", "azure".parse().unwrap());
+        assert_eq!(key_from_headers(&h), Some("azure"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(key_from_headers(&h), Some("azure"));
+    }
+
+    #[test]
+    fn lifecycle_create_authenticate_disable_expire_revoke() {
+        let store = MemoryStore::new();
+        let clock = FixedClock(1000);
+        let e = CountingEntropy::default();
+        let new = NewKey {
+            name: "ci".into(),
+            role: Role::Client,
+            models: None,
+            rpm: None,
+            expires: Some(2000),
+        };
+        let (key, rec) = run(create_key(&store, &e, &clock, new.clone())).unwrap();
+        assert_ne!(rec.hash, key, "only the hash is stored");
+        let stored = run(store.list(NS_KEYS)).unwrap();
+        assert!(!String::from_utf8_lossy(&stored[0].1.value).contains(&key));
+        assert_eq!(
+            run(authenticate(&store, &clock, None, Some(&key)))
+                .unwrap()
+                .name,
+            "ci"
+        );
+        // same name again → 409
+        assert_eq!(
+            run(create_key(&store, &e, &clock, new))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            409
+        );
+        // wrong key, missing key
+        let err = run(authenticate(&store, &clock, None, Some("cng-nope"))).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (401, Some("invalid_api_key"))
+        );
+        assert!(!err.message().contains("cng-nope"));
+        assert_eq!(
+            run(authenticate(&store, &clock, None, None))
+                .unwrap_err()
+                .code(),
+            Some("missing_api_key")
+        );
+        // expired
+        let late = FixedClock(2000);
+        assert_eq!(
+            run(authenticate(&store, &late, None, Some(&key)))
+                .unwrap_err()
+                .code(),
+            Some("key_expired")
+        );
+        // revoked
+        assert!(run(revoke_key(&store, "ci")).unwrap());
+        assert!(run(authenticate(&store, &clock, None, Some(&key))).is_err());
+        assert!(!run(revoke_key(&store, "ci")).unwrap());
+    }
+
+    #[test]
+    fn bootstrap_admin_key() {
+        let store = MemoryStore::new();
+        let admin = hash_key("cng-admin-secret");
+        let p = run(authenticate(
+            &store,
+            &FixedClock(0),
+            Some(&admin),
+            Some("cng-admin-secret"),
+        ))
+        .unwrap();
+        assert_eq!(p.role, Role::Admin);
+        assert!(
+            run(authenticate(
+                &store,
+                &FixedClock(0),
+                Some(&admin),
+                Some("cng-admin-secreT")
+            ))
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! `POST /v1/chat/completions`.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Request, Response, StatusCode};
+
+use super::{Body, Ctx, Gateway, json, read_json_body, sse};
+use crate::backend::{Backend, ByteStream, Output};
+use crate::catalog::Task;
+use crate::chat::{self, ChatContext, ChatPlan, StreamTranscoder};
+use crate::error::Error;
+use crate::openai::{chat::ChatRequest, parse_json};
+use crate::store::Store;
+
+pub(super) async fn handle<B: Backend, S: Store>(
+    g: &Gateway<B, S>,
+    req: Request<Body>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Response<Body>, Error> {
+    let body = read_json_body(req, g.config.max_body_bytes).await?;
+    let req = parse_json::<ChatRequest>(&body)?.value;
+    let target = g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
+    let plan = chat::plan(&req, &target, &*g.services.ids, &*g.services.clock)?;
+    run(g, plan).await
+}
+
+/// Runs a planned chat request and answers in the plan's dialect.
+pub(super) async fn run<B: Backend, S: Store>(
+    g: &Gateway<B, S>,
+    plan: ChatPlan,
+) -> Result<Response<Body>, Error> {
+    let client_stream = plan.request.stream || plan.emulate_stream;
+    match g.backend.run(plan.request).await? {
+        Output::Json(v) => {
+            let completion = chat::complete(&plan.context, &v)?;
+            if client_stream {
+                let bytes = chat::completion_to_sse(&completion, plan.context.include_usage);
+                return Ok(sse(Body::from(bytes)));
+            }
+            Ok(match plan.context.dialect {
+                chat::Dialect::Chat => json(StatusCode::OK, &completion),
+                chat::Dialect::TextCompletion => {
+                    json(StatusCode::OK, &super::completions::from_chat(completion))
+                }
+            })
+        }
+        Output::Stream(s) => Ok(sse(Body::Stream(transcode(s, plan.context)))),
+        Output::Bytes { content_type, .. } => Err(Error::upstream(format!(
+            "the upstream answered `{content_type}` bytes where text was expected"
+        ))),
+    }
+}
+
+/// Drives a [`StreamTranscoder`] over the upstream stream, chunk by chunk: nothing is
+/// buffered beyond what the transcoder holds, and the upstream is dropped (closed) as
+/// soon as the answer is complete or the client goes away.
+pub(super) fn transcode(upstream: ByteStream, ctx: ChatContext) -> ByteStream {
+    struct State {
+        upstream: ByteStream,
+        t: StreamTranscoder,
+        ended: bool,
+    }
+    let state = State {
+        upstream,
+        t: StreamTranscoder::new(ctx),
+        ended: false,
+    };
+    let s = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.ended {
+                return None;
+            }
+            let out = match st.upstream.next().await {
+                Some(Ok(bytes)) => st.t.push(&bytes),
+                Some(Err(e)) => st.t.fail(&e),
+                None => st.t.finish(),
+            };
+            st.ended = st.t.is_done();
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+        }
+    });
+    Box::pin(s)
+}

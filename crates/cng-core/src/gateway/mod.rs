@@ -1,0 +1,376 @@
+//! The gateway: one entry point, [`Gateway::handle`], for every host.
+//!
+//! It owns everything a client can observe — routing, CORS, request ids, body limits,
+//! authentication and roles, rate limits, alias resolution, translation and errors —
+//! so the Cloudflare Worker and the native server only convert their request and
+//! response types and inject a [`Backend`], a [`Store`] and the host [`Services`].
+
+mod admin_keys;
+mod body;
+mod chat;
+mod completions;
+mod cors;
+mod health;
+mod models;
+mod ratelimit;
+mod routes;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+
+pub use body::Body;
+pub use ratelimit::{RateLimiter, RateStatus};
+pub use routes::{Access, Match, Route, match_route};
+
+use crate::alias::{AliasTable, Resolved};
+use crate::auth::{self, Principal, Role};
+use crate::backend::Backend;
+use crate::catalog::{Catalog, ChatSchema, ModelInfo, Task};
+use crate::error::{Error, ErrorKind};
+use crate::ids::{Clock, Entropy, IdSource};
+use crate::store::Store;
+
+/// Default limit of a JSON request body: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Host-provided time, ids and randomness.
+pub struct Services {
+    pub clock: Box<dyn Clock + Send + Sync>,
+    pub ids: Box<dyn IdSource + Send + Sync>,
+    pub entropy: Box<dyn Entropy + Send + Sync>,
+}
+
+/// How the gateway is set up.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// SHA-256 of the bootstrap admin key (`CNG_ADMIN_KEY`), if one is set.
+    pub admin_key_hash: Option<[u8; 32]>,
+    pub max_body_bytes: usize,
+    /// What `/health` says about the upstream (never a credential).
+    pub upstream: String,
+    /// Accept any model name, as an OpenAI-shaped model (OpenAI-compatible upstreams,
+    /// whose model names cng cannot know).
+    pub open_models: bool,
+    pub aliases: AliasTable,
+    pub catalog: Arc<Catalog>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            admin_key_hash: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            upstream: "none".into(),
+            open_models: false,
+            aliases: AliasTable::default(),
+            catalog: Arc::new(Catalog::builtin().clone()),
+        }
+    }
+}
+
+/// What the host may log about a request (set as a response extension). Never holds
+/// a key or a token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestLog {
+    pub request_id: String,
+    pub route: &'static str,
+    pub model: Option<String>,
+    pub key_name: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The gateway.
+pub struct Gateway<B, S> {
+    backend: B,
+    store: S,
+    services: Services,
+    config: GatewayConfig,
+    limiter: RateLimiter,
+}
+
+/// The per-request state handlers share.
+pub(crate) struct Ctx<'a> {
+    pub principal: Option<Principal>,
+    pub log: &'a mut RequestLog,
+}
+
+impl<B: Backend, S: Store> Gateway<B, S> {
+    pub fn new(backend: B, store: S, services: Services, config: GatewayConfig) -> Self {
+        Self {
+            backend,
+            store,
+            services,
+            config,
+            limiter: RateLimiter::default(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Answers one HTTP request. Never fails: every error becomes an OpenAI-shaped
+    /// error response with CORS headers and the request id.
+    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let request_id = request_id(req.headers(), &*self.services.ids);
+        let origin_headers = cors::request_headers(req.headers());
+        let mut log = RequestLog {
+            request_id: request_id.clone(),
+            route: "-",
+            ..RequestLog::default()
+        };
+        let mut resp = if req.method() == Method::OPTIONS {
+            empty(StatusCode::NO_CONTENT)
+        } else {
+            match self.route(req, &mut log).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log.error = Some(e.message().to_string());
+                    error_response(&e)
+                }
+            }
+        };
+        let h = resp.headers_mut();
+        cors::apply(h, &origin_headers);
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        resp.extensions_mut().insert(log);
+        resp
+    }
+
+    async fn route(
+        &self,
+        req: Request<Body>,
+        log: &mut RequestLog,
+    ) -> Result<Response<Body>, Error> {
+        let route = match match_route(req.method(), req.uri().path()) {
+            Match::Found(r) => r,
+            Match::WrongMethod(allow) => {
+                let e = Error::new(
+                    ErrorKind::MethodNotAllowed,
+                    format!("{} is not allowed here; use {allow}.", req.method()),
+                )
+                .with_code("method_not_allowed");
+                let mut resp = error_response(&e);
+                resp.headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+                return Ok(resp);
+            }
+            Match::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("No route for {} {}.", req.method(), req.uri().path()),
+                )
+                .with_code("unknown_route"));
+            }
+        };
+        log.route = route.name();
+        let principal = match route.access() {
+            Access::Public => None,
+            access => {
+                let p = auth::authenticate(
+                    &self.store,
+                    &*self.services.clock,
+                    self.config.admin_key_hash.as_ref(),
+                    auth::key_from_headers(req.headers()),
+                )
+                .await?;
+                log.key_name = Some(p.name.clone());
+                if access == Access::Admin && p.role != Role::Admin {
+                    return Err(Error::new(
+                        ErrorKind::Permission,
+                        "This route needs an admin key.",
+                    )
+                    .with_code("admin_required"));
+                }
+                Some(p)
+            }
+        };
+        let mut rate = None;
+        if let Some(limit) = principal.as_ref().and_then(|p| p.rpm) {
+            let now = self.services.clock.unix_seconds();
+            let name = principal.as_ref().map_or("", |p| p.name.as_str());
+            match self.limiter.check(name, limit, now) {
+                Ok(s) => rate = Some(s),
+                Err((e, s)) => {
+                    let mut resp = error_response(&e);
+                    rate_headers(resp.headers_mut(), &s);
+                    return Ok(resp);
+                }
+            }
+        }
+        let mut ctx = Ctx { principal, log };
+        let mut resp = match route {
+            Route::Health => health::handle(self),
+            Route::ChatCompletions => chat::handle(self, req, &mut ctx).await?,
+            Route::Completions => completions::handle(self, req, &mut ctx).await?,
+            Route::Models => models::list(self, &ctx),
+            Route::Model(id) => models::get(self, &ctx, &id)?,
+            Route::AdminKeys => admin_keys::list(self).await?,
+        };
+        if let Some(s) = rate {
+            rate_headers(resp.headers_mut(), &s);
+        }
+        Ok(resp)
+    }
+
+    /// Resolves a model name for `tasks` and checks the caller may use it.
+    pub(crate) fn resolve(
+        &self,
+        ctx: &mut Ctx<'_>,
+        requested: &str,
+        tasks: &[Task],
+    ) -> Result<Resolved, Error> {
+        ctx.log.model = Some(requested.to_string());
+        let resolved = match self
+            .config
+            .aliases
+            .resolve_for(requested, &self.config.catalog, tasks)
+        {
+            Err(e) if self.config.open_models && e.kind() == ErrorKind::NotFound => Resolved {
+                requested: requested.to_string(),
+                alias: None,
+                model: ModelInfo {
+                    chat_schema: Some(ChatSchema::OpenAi),
+                    ..ModelInfo::unknown(requested)
+                },
+            },
+            other => other?,
+        };
+        if let Some(p) = &ctx.principal {
+            if !p.may_use(requested, &resolved.model.id) {
+                return Err(Error::new(
+                    ErrorKind::Permission,
+                    format!("This key may not use the model `{requested}`."),
+                )
+                .with_param("model")
+                .with_code("model_not_allowed"));
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+fn request_id(headers: &HeaderMap, ids: &(dyn IdSource + Send + Sync)) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req_{}", ids.fresh_id()))
+}
+
+fn rate_headers(h: &mut HeaderMap, s: &RateStatus) {
+    for (name, value) in [
+        ("x-ratelimit-limit", s.limit as u64),
+        ("x-ratelimit-remaining", s.remaining as u64),
+        ("x-ratelimit-reset", s.reset),
+    ] {
+        h.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = status;
+    r
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let len = bytes.len();
+            let mut r = Response::new(Body::Full(Bytes::from(bytes)));
+            *r.status_mut() = status;
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        }
+        Err(e) => error_response(&Error::internal(format!(
+            "could not serialise the response: {e}"
+        ))),
+    }
+}
+
+/// An SSE response around `body`.
+pub(crate) fn sse(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    // Tell buffering proxies (nginx) to pass events through as they come.
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    r
+}
+
+/// The OpenAI error response for `e`, with `Retry-After` where it applies.
+pub fn error_response(e: &Error) -> Response<Body> {
+    let body = e.to_json();
+    let len = body.len();
+    let mut r = Response::new(Body::Full(Bytes::from(body)));
+    *r.status_mut() = e.status();
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(s) = e.retry_after() {
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+/// Reads a JSON request body within the limit: refuses early on `Content-Length`,
+/// and on a body media type that is not JSON.
+pub(crate) async fn read_json_body(req: Request<Body>, limit: usize) -> Result<Bytes, Error> {
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(body::too_large(limit));
+        }
+    }
+    if let Some(ct) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ct = ct.to_ascii_lowercase();
+        if !(ct.starts_with("application/json")
+            || ct.starts_with("text/plain")
+            || ct.contains("+json"))
+        {
+            return Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                format!("This route reads JSON; the body was sent as `{ct}`. Send `Content-Type: application/json`."),
+            )
+            .with_code("unsupported_media_type"));
+        }
+    }
+    req.into_body().read_limited(limit).await
+}

@@ -1,0 +1,120 @@
+//! The route table: every path cng answers, in one place.
+
+use http::Method;
+
+/// A matched route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    ChatCompletions,
+    Completions,
+    Models,
+    Model(String),
+    AdminKeys,
+}
+
+/// How a route is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// Any valid key.
+    Key,
+    /// Admin keys only.
+    Admin,
+}
+
+impl Route {
+    pub fn access(&self) -> Access {
+        match self {
+            Route::Health => Access::Public,
+            Route::AdminKeys => Access::Admin,
+            _ => Access::Key,
+        }
+    }
+
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::ChatCompletions => "chat.completions",
+            Route::Completions => "completions",
+            Route::Models | Route::Model(_) => "models",
+            Route::AdminKeys => "admin.keys",
+        }
+    }
+}
+
+/// The outcome of matching a request line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match {
+    Found(Route),
+    /// The path exists, not for this method; the value is the `Allow` header.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+/// Matches method and path. OpenAI routes answer with or without the `/v1` prefix
+/// (clients configured with a base URL without `/v1` exist in the wild); model ids
+/// may contain slashes (`/v1/models/@cf/meta/llama-3.1-8b-instruct`).
+pub fn match_route(method: &Method, path: &str) -> Match {
+    let openai = path
+        .strip_prefix("/v1")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    let (route, allow): (Route, &'static str) = match (path, openai) {
+        ("/health", _) => (Route::Health, "GET, HEAD"),
+        ("/api/keys", _) => (Route::AdminKeys, "GET"),
+        (_, "/chat/completions") => (Route::ChatCompletions, "POST"),
+        (_, "/completions") => (Route::Completions, "POST"),
+        (_, "/models") => (Route::Models, "GET"),
+        (_, p) if p.starts_with("/models/") && p.len() > "/models/".len() => {
+            (Route::Model(p["/models/".len()..].to_string()), "GET")
+        }
+        _ => return Match::NotFound,
+    };
+    let ok = allow.split(", ").any(|m| m == method.as_str());
+    if ok {
+        Match::Found(route)
+    } else {
+        Match::WrongMethod(allow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(
+            match_route(&Method::POST, "/v1/chat/completions"),
+            Match::Found(Route::ChatCompletions)
+        );
+        assert_eq!(
+            match_route(&Method::POST, "/chat/completions"),
+            Match::Found(Route::ChatCompletions)
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v1/chat/completions"),
+            Match::WrongMethod("POST")
+        );
+        assert_eq!(
+            match_route(&Method::POST, "/v1/chat/completionsXYZ"),
+            Match::NotFound
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v1/models/@cf/meta/llama-3.1-8b-instruct"),
+            Match::Found(Route::Model("@cf/meta/llama-3.1-8b-instruct".into()))
+        );
+        assert_eq!(match_route(&Method::GET, "/v1/models/"), Match::NotFound);
+        assert_eq!(
+            match_route(&Method::GET, "/health"),
+            Match::Found(Route::Health)
+        );
+        assert_eq!(
+            match_route(&Method::DELETE, "/api/keys"),
+            Match::WrongMethod("GET")
+        );
+        assert_eq!(match_route(&Method::GET, "/v1x/models"), Match::NotFound);
+    }
+}
