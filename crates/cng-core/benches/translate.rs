@@ -63,8 +63,9 @@ fn tool(name: &str, description: &str, params: Value) -> Value {
         "name": name, "description": description, "parameters": params}})
 }
 
-/// Two tools and a ten-turn history (ten user messages, each answered; three of the
-/// answers are tool calls followed by their results): 27 messages.
+/// Two tools and a ten-turn history: a system message, ten user messages, each
+/// answered; in four of the turns the assistant first calls both tools and gets
+/// their results. 33 messages, about 7 KB.
 fn tools_history_request(model: &str) -> Vec<u8> {
     let tools = json!([
         tool(
@@ -177,7 +178,7 @@ fn legacy_stream(tokens: usize) -> Vec<u8> {
 /// An OpenAI-shaped stream as Workers AI sends it (gemma/glm recordings): a role chunk,
 /// `tokens` content chunks, a finish chunk and a `choices: []` chunk, each with `p`
 /// padding and incremental usage; then the native cumulative usage event and `[DONE]`.
-/// `tokens + 5` events in all.
+/// `tokens + 5` events in all, counting `[DONE]`.
 fn openai_stream(tokens: usize) -> Vec<u8> {
     let mut pad = Padding(11);
     let mut s = String::new();

@@ -559,3 +559,27 @@ fn wrong_task_model_is_a_clear_400() {
     );
     assert!(backend.seen.lock().unwrap().is_empty());
 }
+
+#[test]
+fn json_mode_stream_is_answered_as_sse_from_a_json_upstream() {
+    let (g, backend) = gateway();
+    *backend.answer.lock().unwrap() = Some(Answer::Json(
+        json!({"response": {"a": 1}, "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}),
+    ));
+    let mut body = chat_body("@cf/meta/llama-3.3-70b-instruct-fp8-fast");
+    body["stream"] = json!(true);
+    body["response_format"] = json!({"type": "json_object"});
+    let r = send(&g, post("/v1/chat/completions", Some(ADMIN), body));
+    assert!(
+        !backend.seen.lock().unwrap()[0].stream,
+        "Workers AI JSON mode does not stream"
+    );
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(r.body.contains(r#""content":"{\"a\":1}""#), "{}", r.body);
+    assert!(r.body.ends_with("data: [DONE]\n\n"));
+}
