@@ -62,4 +62,4 @@ pub mod store;
 pub mod workers_ai;
 
 pub use error::{Error, ErrorKind};
-pub use gateway::{Body, Gateway, GatewayConfig, Services};
+pub use gateway::{Body, Gateway, GatewayConfig, RequestLog, Services};

@@ -1,0 +1,245 @@
+//! Running the gateway: choose the upstream, bootstrap the admin key, accept
+//! connections, log one line per request, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cng_core::auth::{self, NewKey, Role};
+use cng_core::{Gateway, GatewayConfig, RequestLog};
+use cng_providers::{
+    AnyBackend, OpenAiBackend, OpenAiConfig, ReqwestClient, RestBackend, RestConfig, Timeouts,
+    Unconfigured,
+};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+use crate::services::os_services;
+use crate::store::SqliteStore;
+
+/// Where the upstream is, from the environment (secrets are never flags: they would
+/// show in `ps`).
+#[derive(Clone, Default)]
+pub struct UpstreamEnv {
+    pub account_id: Option<String>,
+    pub api_token: Option<String>,
+    pub api_base: Option<String>,
+    pub upstream_key: Option<String>,
+    pub admin_key: Option<String>,
+}
+
+impl UpstreamEnv {
+    /// `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN`, `CNG_CF_API_BASE`,
+    /// `CNG_UPSTREAM_KEY`, `CNG_ADMIN_KEY`; empty values count as unset.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            account_id: var("CLOUDFLARE_ACCOUNT_ID"),
+            api_token: var("CLOUDFLARE_API_TOKEN"),
+            api_base: var("CNG_CF_API_BASE"),
+            upstream_key: var("CNG_UPSTREAM_KEY"),
+            admin_key: var("CNG_ADMIN_KEY"),
+        }
+    }
+}
+
+/// The native gateway type.
+pub type NativeGateway = Gateway<AnyBackend, SqliteStore>;
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The admin key created at first start (shown once), if one was.
+    pub created_admin_key: Option<String>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded), and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (after a signal).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that stops the server when sent `true` (signal handlers use it).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn backend(args: &ServeArgs, env: &UpstreamEnv) -> Result<(AnyBackend, String), String> {
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(args.first_byte_timeout),
+        idle: Duration::from_secs(args.idle_timeout),
+        ..Timeouts::default()
+    };
+    let client = || ReqwestClient::new(timeouts).map_err(|e| e.message().to_string());
+    if let Some(url) = &args.upstream {
+        let mut config = OpenAiConfig::new(url.trim_end_matches('/'));
+        if let Some(k) = &env.upstream_key {
+            config = config.with_api_key(k);
+        }
+        let label = format!("openai-compatible {}", redact_url(url));
+        return Ok((
+            AnyBackend::OpenAi(OpenAiBackend::new(config, client()?)),
+            label,
+        ));
+    }
+    match (&env.account_id, &env.api_token) {
+        (Some(account), Some(token)) => {
+            let mut config = RestConfig::new(account, token);
+            if let Some(base) = &env.api_base {
+                config.api_base = base.trim_end_matches('/').to_string();
+            }
+            let label = format!("workers-ai-rest {}", redact_url(&config.api_base));
+            Ok((AnyBackend::Rest(RestBackend::new(config, client()?)), label))
+        }
+        _ => Ok((AnyBackend::Unconfigured(Unconfigured), "none".to_string())),
+    }
+}
+
+/// A URL without userinfo or query (which may hold credentials).
+fn redact_url(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host_path}")
+        }
+        None => no_query.to_string(),
+    }
+}
+
+/// Builds the gateway, bootstraps the admin key, binds and serves in the background.
+pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String> {
+    let store = SqliteStore::open(&args.data.data).map_err(|e| e.message().to_string())?;
+    let services = os_services();
+    let (backend, upstream) = backend(&args, &env)?;
+    let admin_key_hash = env.admin_key.as_deref().map(auth::hash_key);
+    let mut created_admin_key = None;
+    if admin_key_hash.is_none()
+        && !auth::has_admin_key(&store)
+            .await
+            .map_err(|e| e.message().to_string())?
+    {
+        let new = NewKey {
+            name: "admin".into(),
+            role: Role::Admin,
+            models: None,
+            rpm: None,
+            expires: None,
+        };
+        let (key, _) = auth::create_key(&store, &*services.entropy, &*services.clock, new)
+            .await
+            .map_err(|e| e.message().to_string())?;
+        created_admin_key = Some(key);
+    }
+    let config = GatewayConfig {
+        admin_key_hash,
+        max_body_bytes: args.max_body_bytes,
+        upstream: upstream.clone(),
+        open_models: args.upstream.is_some(),
+        ..GatewayConfig::default()
+    };
+    let gateway = Arc::new(Gateway::new(backend, store, services, config));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
+    let (tx, rx) = watch::channel(false);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let task = tokio::spawn(accept_loop(listener, gateway, rx, grace));
+    Ok(Running {
+        addr,
+        created_admin_key,
+        shutdown: tx,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    gateway: Arc<NativeGateway>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let gateway = gateway.clone();
+                let service = service_fn(move |req| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, std::convert::Infallible>(serve_one(&gateway, req, peer).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: letting in-flight requests finish"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing the remaining connections");
+    }
+}
+
+async fn serve_one(
+    gateway: &NativeGateway,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<crate::http::OutBody> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = gateway.handle(crate::http::request(req)).await;
+    let log = resp
+        .extensions()
+        .get::<RequestLog>()
+        .cloned()
+        .unwrap_or_default();
+    // One line per request. Never a key or token: only the key's name.
+    tracing::info!(
+        target: "cng::request",
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        model = log.model.as_deref().unwrap_or("-"),
+        key = log.key_name.as_deref().unwrap_or("-"),
+        request_id = log.request_id,
+        %peer,
+        error = log.error.as_deref().unwrap_or(""),
+    );
+    crate::http::response(resp)
+}
+
+/// The data dir of the serve args (for messages).
+pub fn data_dir(args: &ServeArgs) -> PathBuf {
+    args.data.data.clone()
+}
