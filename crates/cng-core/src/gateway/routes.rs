@@ -68,7 +68,10 @@ pub fn match_route(method: &Method, path: &str) -> Match {
         (_, "/completions") => (Route::Completions, "POST"),
         (_, "/models") => (Route::Models, "GET"),
         (_, p) if p.starts_with("/models/") && p.len() > "/models/".len() => {
-            (Route::Model(p["/models/".len()..].to_string()), "GET")
+            // SDKs percent-encode the id (`@cf%2Fmeta%2F...`); both forms work.
+            let raw = &p["/models/".len()..];
+            let id = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            (Route::Model(id.into_owned()), "GET")
         }
         _ => return Match::NotFound,
     };
@@ -104,6 +107,13 @@ mod tests {
         );
         assert_eq!(
             match_route(&Method::GET, "/v1/models/@cf/meta/llama-3.1-8b-instruct"),
+            Match::Found(Route::Model("@cf/meta/llama-3.1-8b-instruct".into()))
+        );
+        assert_eq!(
+            match_route(
+                &Method::GET,
+                "/v1/models/%40cf%2Fmeta%2Fllama-3.1-8b-instruct"
+            ),
             Match::Found(Route::Model("@cf/meta/llama-3.1-8b-instruct".into()))
         );
         assert_eq!(match_route(&Method::GET, "/v1/models/"), Match::NotFound);
