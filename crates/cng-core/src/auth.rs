@@ -403,6 +403,29 @@ mod tests {
     }
 
     #[test]
+    fn disabled_keys_are_refused() {
+        let store = MemoryStore::new();
+        let clock = FixedClock(10);
+        let new = NewKey {
+            name: "off".into(),
+            role: Role::Client,
+            models: None,
+            rpm: None,
+            expires: None,
+        };
+        let (key, mut rec) =
+            run(create_key(&store, &CountingEntropy::default(), &clock, new)).unwrap();
+        rec.disabled = true;
+        let body = Bytes::from(serde_json::to_vec(&rec).unwrap());
+        run(store.put(NS_KEYS, &rec.hash, body, Expect::Any)).unwrap();
+        let err = run(authenticate(&store, &clock, None, Some(&key))).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (401, Some("key_disabled"))
+        );
+    }
+
+    #[test]
     fn bootstrap_admin_key() {
         let store = MemoryStore::new();
         let admin = hash_key("cng-admin-secret");
