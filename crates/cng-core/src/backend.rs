@@ -53,6 +53,9 @@ pub enum Input {
 pub struct InferenceRequest {
     /// The Workers AI model id (`@cf/meta/llama-3.1-8b-instruct`).
     pub model: String,
+    /// What the model is asked to do: backends that expose one endpoint per task
+    /// (OpenAI-compatible upstreams: `/chat/completions`, `/embeddings`) route by it.
+    pub task: crate::catalog::Task,
     pub input: Input,
     /// True when the input asks for an SSE stream (`"stream": true`): the backend must
     /// then answer [`Output::Stream`] and pass the bytes through as they arrive.

@@ -45,6 +45,8 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// 500 `api_error`: a bug in cng. Never used for bad input.
     Internal,
+    /// 501 `api_error`: a route this build does not serve.
+    NotImplemented,
 }
 
 impl ErrorKind {
@@ -65,6 +67,7 @@ impl ErrorKind {
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -82,7 +85,9 @@ impl ErrorKind {
             Self::Conflict => "conflict_error",
             Self::RateLimit => "rate_limit_error",
             Self::QuotaExceeded => "insufficient_quota",
-            Self::Upstream | Self::Unavailable | Self::Internal => "api_error",
+            Self::Upstream | Self::Unavailable | Self::Internal | Self::NotImplemented => {
+                "api_error"
+            }
         }
     }
 }

@@ -252,6 +252,7 @@ pub fn plan(
     Ok(ChatPlan {
         request: InferenceRequest {
             model: m.id.clone(),
+            task: crate::catalog::Task::TextGeneration,
             input: Input::Json(Value::Object(input)),
             stream: upstream_stream,
         },

@@ -6,14 +6,21 @@
 //! response types and inject a [`Backend`], a [`Store`] and the host [`Services`].
 
 mod admin_keys;
+mod anthropic;
+mod audio;
 mod body;
 mod chat;
 mod completions;
 mod cors;
+mod embeddings;
 mod health;
+mod images;
 mod models;
+mod moderations;
 mod ratelimit;
+mod responses;
 mod routes;
+mod translations;
 
 use std::sync::Arc;
 
@@ -218,6 +225,18 @@ impl<B: Backend, S: Store> Gateway<B, S> {
             Route::Completions => completions::handle(self, req, &mut ctx).await?,
             Route::Models => models::list(self, &ctx),
             Route::Model(id) => models::get(self, &ctx, &id)?,
+            Route::Embeddings => embeddings::handle(self, req, &mut ctx).await?,
+            Route::ImagesGenerations => images::generations(self, req, &mut ctx).await?,
+            Route::ImagesEdits => images::edits(self, req, &mut ctx).await?,
+            Route::Image(id) => images::serve(self, &id).await?,
+            Route::AudioSpeech => audio::speech(self, req, &mut ctx).await?,
+            Route::AudioTranscriptions => audio::transcriptions(self, req, &mut ctx).await?,
+            Route::AudioTranslations => audio::translations(self, req, &mut ctx).await?,
+            Route::Moderations => moderations::handle(self, req, &mut ctx).await?,
+            Route::Translations => translations::handle(self, req, &mut ctx).await?,
+            Route::Responses => responses::handle(self, req, &mut ctx).await?,
+            Route::Messages => anthropic::messages(self, req, &mut ctx).await?,
+            Route::MessagesCountTokens => anthropic::count_tokens(self, req, &mut ctx).await?,
             Route::AdminKeys => admin_keys::list(self).await?,
         };
         if let Some(s) = rate {
@@ -340,6 +359,15 @@ pub fn error_response(e: &Error) -> Response<Body> {
         h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
+}
+
+/// The answer of a route whose module is still being written.
+pub(crate) fn not_implemented(what: &str) -> Error {
+    Error::new(
+        ErrorKind::NotImplemented,
+        format!("{what} is not implemented in this build of cng yet."),
+    )
+    .with_code("not_implemented")
 }
 
 /// Reads a JSON request body within the limit: refuses early on `Content-Length`,

@@ -10,6 +10,22 @@ pub enum Route {
     Completions,
     Models,
     Model(String),
+    Embeddings,
+    ImagesGenerations,
+    ImagesEdits,
+    /// `GET /img/{id}`: a generated image kept for `response_format: url`.
+    Image(String),
+    AudioSpeech,
+    AudioTranscriptions,
+    AudioTranslations,
+    Moderations,
+    /// cng's text translation extension (`{text, source_lang, target_lang}`).
+    Translations,
+    /// The OpenAI Responses API.
+    Responses,
+    /// The Anthropic Messages API.
+    Messages,
+    MessagesCountTokens,
     AdminKeys,
 }
 
@@ -26,7 +42,7 @@ pub enum Access {
 impl Route {
     pub fn access(&self) -> Access {
         match self {
-            Route::Health => Access::Public,
+            Route::Health | Route::Image(_) => Access::Public,
             Route::AdminKeys => Access::Admin,
             _ => Access::Key,
         }
@@ -39,6 +55,18 @@ impl Route {
             Route::ChatCompletions => "chat.completions",
             Route::Completions => "completions",
             Route::Models | Route::Model(_) => "models",
+            Route::Embeddings => "embeddings",
+            Route::ImagesGenerations => "images.generations",
+            Route::ImagesEdits => "images.edits",
+            Route::Image(_) => "img",
+            Route::AudioSpeech => "audio.speech",
+            Route::AudioTranscriptions => "audio.transcriptions",
+            Route::AudioTranslations => "audio.translations",
+            Route::Moderations => "moderations",
+            Route::Translations => "translations",
+            Route::Responses => "responses",
+            Route::Messages => "messages",
+            Route::MessagesCountTokens => "messages.count_tokens",
             Route::AdminKeys => "admin.keys",
         }
     }
@@ -67,6 +95,20 @@ pub fn match_route(method: &Method, path: &str) -> Match {
         (_, "/chat/completions") => (Route::ChatCompletions, "POST"),
         (_, "/completions") => (Route::Completions, "POST"),
         (_, "/models") => (Route::Models, "GET"),
+        (_, "/embeddings") => (Route::Embeddings, "POST"),
+        (_, "/images/generations") => (Route::ImagesGenerations, "POST"),
+        (_, "/images/edits") => (Route::ImagesEdits, "POST"),
+        (_, "/audio/speech") => (Route::AudioSpeech, "POST"),
+        (_, "/audio/transcriptions") => (Route::AudioTranscriptions, "POST"),
+        (_, "/audio/translations") => (Route::AudioTranslations, "POST"),
+        (_, "/moderations") => (Route::Moderations, "POST"),
+        (_, "/translations") => (Route::Translations, "POST"),
+        (_, "/responses") => (Route::Responses, "POST"),
+        (_, "/messages") => (Route::Messages, "POST"),
+        (_, "/messages/count_tokens") => (Route::MessagesCountTokens, "POST"),
+        (p, _) if p.starts_with("/img/") && p.len() > "/img/".len() => {
+            (Route::Image(p["/img/".len()..].to_string()), "GET, HEAD")
+        }
         (_, p) if p.starts_with("/models/") && p.len() > "/models/".len() => {
             // SDKs percent-encode the id (`@cf%2Fmeta%2F...`); both forms work.
             let raw = &p["/models/".len()..];

@@ -9,6 +9,7 @@ use crate::common::*;
 
 fn req() -> InferenceRequest {
     InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "@cf/meta/llama-3.1-8b-instruct".to_string(),
         input: Input::Json(json!({"prompt": "hi"})),
         stream: false,

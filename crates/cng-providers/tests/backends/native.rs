@@ -25,6 +25,7 @@ fn rest(base: String, retries: u32, client: ReqwestClient) -> RestBackend<Reqwes
 
 fn req(stream: bool) -> InferenceRequest {
     InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "@cf/meta/llama-3.1-8b-instruct".to_string(),
         input: Input::Json(json!({"prompt": "hi", "stream": stream})),
         stream,

@@ -26,6 +26,7 @@ fn backend<H: HttpClient>(server: &Server, retries: u32, client: H) -> OpenAiBac
 
 fn chat(stream: bool) -> InferenceRequest {
     InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "qwen2.5:7b".to_string(),
         input: Input::Json(
             json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}),
@@ -195,6 +196,7 @@ async fn maps_error_bodies_by_status() {
 async fn refuses_bytes_input() {
     let server = Server::start(|_, _| async { json(200, completion()) }).await;
     let req = InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "whisper-1".to_string(),
         input: Input::Bytes {
             body: Bytes::from_static(b"audio"),

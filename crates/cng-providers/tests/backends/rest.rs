@@ -32,6 +32,7 @@ fn chat(stream: bool) -> InferenceRequest {
         input["stream"] = json!(true);
     }
     InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: MODEL.to_string(),
         input: Input::Json(input),
         stream,
@@ -71,6 +72,7 @@ async fn sends_path_auth_and_json_and_unwraps_the_envelope() {
 async fn sends_bytes_input_raw_with_its_content_type() {
     let server = Server::start(|_, _| async { envelope(json!({"text": "hello"})) }).await;
     let req = InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "@cf/openai/whisper".to_string(),
         input: Input::Bytes {
             body: Bytes::from_static(b"ID3\x00\x01audio"),
@@ -144,6 +146,7 @@ async fn returns_binary_png_with_its_content_type() {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR fake";
     let server = Server::start(|_, _| async { raw(200, "image/png", PNG) }).await;
     let req = InferenceRequest {
+        task: cng_core::catalog::Task::TextGeneration,
         model: "@cf/stabilityai/stable-diffusion-xl-base-1.0".to_string(),
         input: Input::Json(json!({"prompt": "a cat"})),
         stream: false,

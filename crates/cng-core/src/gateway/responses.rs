@@ -1,0 +1,16 @@
+//! `POST /v1/responses` (OpenAI Responses API).
+
+use http::{Request, Response};
+
+use super::{Body, Ctx, Gateway, not_implemented};
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::store::Store;
+
+pub(super) async fn handle<B: Backend, S: Store>(
+    _g: &Gateway<B, S>,
+    _req: Request<Body>,
+    _ctx: &mut Ctx<'_>,
+) -> Result<Response<Body>, Error> {
+    Err(not_implemented("POST /v1/responses"))
+}
