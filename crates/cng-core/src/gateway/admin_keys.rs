@@ -3,14 +3,14 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::{Body, Gateway, json};
+use super::{Body, Gateway, Limiter, json};
 use crate::auth;
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::store::Store;
 
-pub(super) async fn list<B: Backend, S: Store>(
-    g: &Gateway<B, S>,
+pub(super) async fn list<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
 ) -> Result<http::Response<Body>, Error> {
     let keys = auth::list_keys(g.store()).await?;
     let data: Vec<_> = keys.iter().map(|k| k.info()).collect();

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Request, Response, StatusCode};
 
-use super::{Body, Ctx, Gateway, json, read_json_body, sse};
+use super::{Body, Ctx, Gateway, Limiter, json, read_json_body, sse};
 use crate::backend::{Backend, ByteStream, Output};
 use crate::catalog::Task;
 use crate::chat::{self, ChatContext, ChatPlan, StreamTranscoder};
@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::openai::{chat::ChatRequest, parse_json};
 use crate::store::Store;
 
-pub(super) async fn handle<B: Backend, S: Store>(
-    g: &Gateway<B, S>,
+pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
     req: Request<Body>,
     ctx: &mut Ctx<'_>,
 ) -> Result<Response<Body>, Error> {
@@ -25,8 +25,8 @@ pub(super) async fn handle<B: Backend, S: Store>(
 }
 
 /// Runs a planned chat request and answers in the plan's dialect.
-pub(super) async fn run<B: Backend, S: Store>(
-    g: &Gateway<B, S>,
+pub(super) async fn run<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
     plan: ChatPlan,
 ) -> Result<Response<Body>, Error> {
     let client_stream = plan.request.stream || plan.emulate_stream;

@@ -3,7 +3,7 @@
 use http::{Request, Response};
 use serde_json::{Value, json};
 
-use super::{Body, Ctx, Gateway, read_json_body};
+use super::{Body, Ctx, Gateway, Limiter, read_json_body};
 use crate::backend::Backend;
 use crate::catalog::Task;
 use crate::chat::{self, Dialect};
@@ -16,8 +16,8 @@ use crate::store::Store;
 /// OpenAI's default `max_tokens` for this API.
 const DEFAULT_MAX_TOKENS: u32 = 16;
 
-pub(super) async fn handle<B: Backend, S: Store>(
-    g: &Gateway<B, S>,
+pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
     req: Request<Body>,
     ctx: &mut Ctx<'_>,
 ) -> Result<Response<Body>, Error> {

@@ -3,11 +3,13 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::{Body, Gateway, json};
+use super::{Body, Gateway, Limiter, json};
 use crate::backend::Backend;
 use crate::store::Store;
 
-pub(super) fn handle<B: Backend, S: Store>(g: &Gateway<B, S>) -> http::Response<Body> {
+pub(super) fn handle<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
+) -> http::Response<Body> {
     json(
         StatusCode::OK,
         &json!({

@@ -29,7 +29,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 pub use body::Body;
-pub use ratelimit::{RateLimiter, RateStatus};
+pub use ratelimit::{Limiter, RateLimiter, RateStatus, rate_limited};
 pub use routes::{Access, Match, Route, match_route};
 
 use crate::alias::{AliasTable, Resolved};
@@ -89,13 +89,13 @@ pub struct RequestLog {
     pub error: Option<String>,
 }
 
-/// The gateway.
-pub struct Gateway<B, S> {
+/// The gateway. `L` counts per-key request rates: in memory by default.
+pub struct Gateway<B, S, L = RateLimiter> {
     backend: B,
     store: S,
     services: Services,
     config: GatewayConfig,
-    limiter: RateLimiter,
+    limiter: L,
 }
 
 /// The per-request state handlers share.
@@ -104,14 +104,28 @@ pub(crate) struct Ctx<'a> {
     pub log: &'a mut RequestLog,
 }
 
-impl<B: Backend, S: Store> Gateway<B, S> {
+impl<B: Backend, S: Store> Gateway<B, S, RateLimiter> {
+    /// A gateway with the in-memory rate limiter.
     pub fn new(backend: B, store: S, services: Services, config: GatewayConfig) -> Self {
+        Self::with_limiter(backend, store, services, config, RateLimiter::default())
+    }
+}
+
+impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
+    /// A gateway with its own rate limiter.
+    pub fn with_limiter(
+        backend: B,
+        store: S,
+        services: Services,
+        config: GatewayConfig,
+        limiter: L,
+    ) -> Self {
         Self {
             backend,
             store,
             services,
             config,
-            limiter: RateLimiter::default(),
+            limiter,
         }
     }
 
@@ -209,7 +223,7 @@ impl<B: Backend, S: Store> Gateway<B, S> {
         if let Some(limit) = principal.as_ref().and_then(|p| p.rpm) {
             let now = self.services.clock.unix_seconds();
             let name = principal.as_ref().map_or("", |p| p.name.as_str());
-            match self.limiter.check(name, limit, now) {
+            match self.limiter.hit(name, limit, now).await {
                 Ok(s) => rate = Some(s),
                 Err((e, s)) => {
                     let mut resp = error_response(&e);

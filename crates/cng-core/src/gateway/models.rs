@@ -4,7 +4,7 @@
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use super::{Body, Ctx, Gateway, json};
+use super::{Body, Ctx, Gateway, Limiter, json};
 use crate::backend::Backend;
 use crate::catalog::{ModelInfo, Task};
 use crate::error::Error;
@@ -42,8 +42,8 @@ fn owner(id: &str) -> &str {
         .unwrap_or("cloudflare")
 }
 
-fn model_object<'a, B: Backend, S: Store>(
-    g: &'a Gateway<B, S>,
+fn model_object<'a, B: Backend, S: Store, L: Limiter>(
+    g: &'a Gateway<B, S, L>,
     m: &'a ModelInfo,
 ) -> ModelObject<'a> {
     ModelObject {
@@ -71,7 +71,10 @@ fn alias_object<'a>(alias: &'a str, target: &'a ModelInfo) -> ModelObject<'a> {
     }
 }
 
-pub(super) fn list<B: Backend, S: Store>(g: &Gateway<B, S>, ctx: &Ctx<'_>) -> Response<Body> {
+pub(super) fn list<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
+    ctx: &Ctx<'_>,
+) -> Response<Body> {
     let allowed = |name: &str, id: &str| ctx.principal.as_ref().is_none_or(|p| p.may_use(name, id));
     let catalog = &g.config.catalog;
     let mut data: Vec<ModelObject<'_>> = Vec::new();
@@ -93,8 +96,8 @@ pub(super) fn list<B: Backend, S: Store>(g: &Gateway<B, S>, ctx: &Ctx<'_>) -> Re
     )
 }
 
-pub(super) fn get<B: Backend, S: Store>(
-    g: &Gateway<B, S>,
+pub(super) fn get<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<Response<Body>, Error> {

@@ -5,9 +5,45 @@
 //! a limiter that holds across isolates.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 
+use crate::backend::MaybeSend;
 use crate::error::{Error, ErrorKind};
+
+/// Counts requests per key and says when one is over its limit. The native server
+/// uses [`RateLimiter`] (one process); the Worker one that holds across isolates and
+/// locations (a Durable Object per key).
+pub trait Limiter {
+    /// Counts one request of `key` at `now` (Unix seconds) against `limit` per minute.
+    fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<RateStatus, (Error, RateStatus)>> + MaybeSend;
+}
+
+/// The 429 for a key over its limit, with `Retry-After` until the window resets.
+pub fn rate_limited(limit: u32, now: u64, reset: u64) -> (Error, RateStatus) {
+    let wait = reset.saturating_sub(now).max(1);
+    let e = Error::new(
+        ErrorKind::RateLimit,
+        format!(
+            "Rate limit of {limit} requests per minute reached for this key; retry in {wait} s."
+        ),
+    )
+    .with_code("rate_limit_exceeded")
+    .with_retry_after(wait);
+    (
+        e,
+        RateStatus {
+            limit,
+            remaining: 0,
+            reset,
+        },
+    )
+}
 
 /// The state of a key's window after a request was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +103,17 @@ impl RateLimiter {
             remaining: limit - entry.1,
             reset,
         })
+    }
+}
+
+impl Limiter for RateLimiter {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        now: u64,
+    ) -> Result<RateStatus, (Error, RateStatus)> {
+        self.check(key, limit, now)
     }
 }
 

@@ -2,13 +2,13 @@
 
 use http::{Request, Response};
 
-use super::{Body, Ctx, Gateway, not_implemented};
+use super::{Body, Ctx, Gateway, Limiter, not_implemented};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::store::Store;
 
-pub(super) async fn handle<B: Backend, S: Store>(
-    _g: &Gateway<B, S>,
+pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
+    _g: &Gateway<B, S, L>,
     _req: Request<Body>,
     _ctx: &mut Ctx<'_>,
 ) -> Result<Response<Body>, Error> {
