@@ -186,13 +186,22 @@ impl AliasTable {
         Err(Error::invalid_param(
             "model",
             format!(
-                "{} is a {} model, not a {want} model; send it to {}.",
+                "{} is {} {} model, not a {want} model; send it to {}.",
                 r.describe(),
+                article(r.model.task.label()),
                 r.model.task.label(),
                 r.model.task.endpoint()
             ),
         )
         .with_code("model_not_supported"))
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

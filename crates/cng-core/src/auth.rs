@@ -284,12 +284,12 @@ pub async fn revoke_key(store: &impl Store, name: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// True when an admin key exists in the store.
-pub async fn has_admin_key(store: &impl Store) -> Result<bool, Error> {
+/// True when a usable admin key (not disabled, not expired at `now`) exists.
+pub async fn has_admin_key(store: &impl Store, now: u64) -> Result<bool, Error> {
     Ok(list_keys(store)
         .await?
         .iter()
-        .any(|k| k.role == Role::Admin && !k.disabled))
+        .any(|k| k.role == Role::Admin && !k.disabled && k.expires.is_none_or(|e| e > now)))
 }
 
 fn validate_name(name: &str) -> Result<(), Error> {

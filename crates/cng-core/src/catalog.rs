@@ -164,6 +164,9 @@ pub struct ModelInfo {
     pub description: String,
     #[serde(default)]
     pub source: String,
+    /// Facts of the media tasks (embeddings, images, speech, transcription).
+    #[serde(flatten)]
+    pub media: MediaFacts,
     /// True for ids that are not in the table (defaults were assumed).
     #[serde(skip)]
     pub unknown: bool,
@@ -202,6 +205,7 @@ impl ModelInfo {
             price: Vec::new(),
             description: String::new(),
             source: String::new(),
+            media: MediaFacts::default(),
             unknown: true,
         }
     }
@@ -298,6 +302,72 @@ impl Catalog {
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }
+}
+
+/// What the body of a media model's answer is (from its output schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaOutput {
+    /// Raw `image/png` bytes (the Stable Diffusion family).
+    PngBytes,
+    /// Raw `image/jpeg` bytes (`@cf/leonardo/phoenix-1.0`).
+    JpegBytes,
+    /// JSON `{"image": "<base64>"}` (FLUX).
+    Base64Json,
+    /// Raw `audio/mpeg` bytes (Deepgram Aura).
+    Mp3Bytes,
+    /// JSON `{"audio": "<base64 MP3>"}` or raw MP3 bytes (MeloTTS).
+    Base64JsonOrBytes,
+    /// A value this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// How a media model takes its input (from its input schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaInput {
+    /// A JSON object.
+    Json,
+    /// A `multipart/form-data` body (FLUX.2).
+    Multipart,
+    /// Raw audio bytes, or JSON `{"audio": [u8, ...]}` (whisper).
+    BytesOrU8Array,
+    /// JSON with the audio as a base64 string (whisper-large-v3-turbo).
+    Base64,
+    /// The audio as a body with its content type (Deepgram Nova).
+    StreamContentType,
+    /// A value this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// Per-task facts of embedding, image, speech and transcription models.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MediaFacts {
+    /// Embeddings: the vector length.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// Embeddings: the most texts one call takes (larger batches are split).
+    #[serde(default)]
+    pub max_batch: Option<u32>,
+    /// Embeddings: trained so that a prefix of the vector is itself an embedding
+    /// (Matryoshka), which is what makes OpenAI's `dimensions` possible.
+    #[serde(default)]
+    pub matryoshka: bool,
+    #[serde(default)]
+    pub output: Option<MediaOutput>,
+    #[serde(default)]
+    pub input: Option<MediaInput>,
+    /// Images: the largest width or height.
+    #[serde(default)]
+    pub max_side: Option<u32>,
+    /// Speech: the speakers the model knows.
+    #[serde(default)]
+    pub voices: Vec<String>,
+    /// Images: the input fields the model declares, with their `[min, max]`.
+    #[serde(default)]
+    pub inputs: std::collections::BTreeMap<String, Range>,
 }
 
 /// True for ids in Workers AI's namespace.

@@ -583,3 +583,96 @@ fn json_mode_stream_is_answered_as_sse_from_a_json_upstream() {
     assert!(r.body.contains(r#""content":"{\"a\":1}""#), "{}", r.body);
     assert!(r.body.ends_with("data: [DONE]\n\n"));
 }
+
+#[test]
+fn a_limited_key_sees_its_budget_on_errors_too() {
+    let (g, _) = gateway();
+    let key = client_key(&g, "limited", None, Some(5));
+    let r = send(
+        &g,
+        post(
+            "/v1/chat/completions",
+            Some(&key),
+            chat_body("gpt-17-ultra"),
+        ),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.headers["x-ratelimit-remaining"], "4");
+}
+
+#[test]
+fn tool_choice_none_is_fine_on_a_model_without_tools_and_logprobs_are_refused() {
+    let (g, backend) = gateway();
+    let mut body = chat_body("@cf/meta/llama-guard-3-8b");
+    body["tools"] =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    body["tool_choice"] = json!("none");
+    assert_eq!(
+        send(&g, post("/v1/chat/completions", Some(ADMIN), body.clone())).status,
+        200
+    );
+    let cng_core::backend::Input::Json(input) = &backend.seen.lock().unwrap()[0].input else {
+        panic!()
+    };
+    assert!(input.get("tools").is_none());
+    body["tool_choice"] = json!("auto");
+    let r = send(&g, post("/v1/chat/completions", Some(ADMIN), body));
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].as_str()),
+        (400, Some("tools"))
+    );
+    let mut body = chat_body("gpt-4o");
+    body["logprobs"] = json!(true);
+    let r = send(&g, post("/v1/chat/completions", Some(ADMIN), body));
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].as_str()),
+        (400, Some("logprobs"))
+    );
+}
+
+#[test]
+fn completions_stream_from_a_json_upstream_stays_text_completion() {
+    let (g, backend) = gateway();
+    // An upstream that answers JSON although a stream was asked for.
+    *backend.answer.lock().unwrap() = Some(Answer::Json(
+        json!({"response": "Hi there", "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}}),
+    ));
+    let body = json!({"model": "gpt-3.5-turbo", "prompt": "x", "stream": true, "stream_options": {"include_usage": true}});
+    let r = send(&g, post("/v1/completions", Some(ADMIN), body));
+    assert!(
+        r.body.contains(r#""object":"text_completion""#) && r.body.contains(r#""text":"Hi there""#),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("chat.completion"));
+    assert!(r.body.contains(r#""total_tokens":4"#));
+    assert!(r.body.ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn open_models_accept_any_name_and_images() {
+    let backend = Scripted::default();
+    let services = Services {
+        clock: Box::new(FixedClock(0)),
+        ids: Box::new(SequentialIds::default()),
+        entropy: Box::new(CountingEntropy::default()),
+    };
+    let config = GatewayConfig {
+        admin_key_hash: Some(auth::hash_key(ADMIN)),
+        open_models: true,
+        aliases: cng_core::alias::AliasTable::empty(),
+        ..GatewayConfig::default()
+    };
+    let g = Gateway::new(backend.clone(), MemoryStore::new(), services, config);
+    let body = json!({"model": "llava:13b", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    let r = send(&g, post("/v1/chat/completions", Some(ADMIN), body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = backend.seen.lock().unwrap();
+    assert_eq!(seen[0].model, "llava:13b");
+    let cng_core::backend::Input::Json(input) = &seen[0].input else {
+        panic!()
+    };
+    assert_eq!(input["messages"][0]["content"][1]["type"], "image_url");
+}

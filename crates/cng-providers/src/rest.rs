@@ -230,7 +230,7 @@ fn check_model_id(model: &str) -> Result<(), Error> {
             "model",
             "The model id contains characters Workers AI model ids never have.",
         )
-        .with_code("model_not_found"));
+        .with_code("invalid_model"));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cng_core::alias::AliasTable;
 use cng_core::auth::{self, NewKey, Role};
 use cng_core::{Gateway, GatewayConfig, RequestLog};
 use cng_providers::{
@@ -128,14 +129,21 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
     let services = os_services();
     let (backend, upstream) = backend(&args, &env)?;
     let admin_key_hash = env.admin_key.as_deref().map(auth::hash_key);
+    // Bind first: a key created for a server that then cannot start would be stored
+    // but never shown.
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut created_admin_key = None;
     if admin_key_hash.is_none()
-        && !auth::has_admin_key(&store)
+        && !auth::has_admin_key(&store, services.clock.unix_seconds())
             .await
             .map_err(|e| e.message().to_string())?
     {
+        let name = free_admin_name(&store).await?;
         let new = NewKey {
-            name: "admin".into(),
+            name,
             role: Role::Admin,
             models: None,
             rpm: None,
@@ -151,13 +159,16 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
         max_body_bytes: args.max_body_bytes,
         upstream: upstream.clone(),
         open_models: args.upstream.is_some(),
+        // In front of an arbitrary OpenAI-compatible upstream, `gpt-4o` means that
+        // upstream's gpt-4o: the Workers AI aliases do not apply.
+        aliases: if args.upstream.is_some() {
+            AliasTable::empty()
+        } else {
+            AliasTable::default()
+        },
         ..GatewayConfig::default()
     };
     let gateway = Arc::new(Gateway::new(backend, store, services, config));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
     let (tx, rx) = watch::channel(false);
     let grace = Duration::from_secs(args.shutdown_grace);
@@ -235,8 +246,27 @@ async fn serve_one(
         request_id = log.request_id,
         %peer,
         error = log.error.as_deref().unwrap_or(""),
+        dropped = log.dropped.join(","),
     );
+    if !log.ignored.is_empty() {
+        tracing::debug!(target: "cng::request", request_id = log.request_id, ignored = log.ignored.join(","), "unknown request fields ignored");
+    }
     crate::http::response(resp)
+}
+
+/// `admin`, or `admin-2`, `admin-3`… when that name is taken by another key.
+async fn free_admin_name(store: &SqliteStore) -> Result<String, String> {
+    let keys = auth::list_keys(store)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    let taken = |n: &str| keys.iter().any(|k| k.name == n);
+    let mut name = "admin".to_string();
+    let mut i = 2;
+    while taken(&name) {
+        name = format!("admin-{i}");
+        i += 1;
+    }
+    Ok(name)
 }
 
 /// The data dir of the serve args (for messages).

@@ -547,3 +547,51 @@ async fn graceful_shutdown_lets_a_stream_finish() {
     stop.await.unwrap();
     drop((fake, dir));
 }
+
+#[tokio::test]
+async fn no_admin_key_is_created_when_the_port_is_taken_and_names_do_not_clash() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |listen: std::net::SocketAddr| ServeArgs {
+        listen,
+        data: DataArgs {
+            data: dir.path().to_path_buf(),
+        },
+        upstream: None,
+        shutdown_grace: 1,
+        max_body_bytes: 1024,
+        first_byte_timeout: 1,
+        idle_timeout: 1,
+    };
+    assert!(
+        cng_server::start(args(busy.local_addr().unwrap()), UpstreamEnv::default())
+            .await
+            .is_err()
+    );
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(
+        auth::list_keys(&store).await.unwrap().is_empty(),
+        "no key stored for a server that never ran"
+    );
+    // A client key already named "admin": the bootstrap admin key takes another name.
+    let new = NewKey {
+        name: "admin".into(),
+        role: Role::Client,
+        models: None,
+        rpm: None,
+        expires: None,
+    };
+    auth::create_key(&store, &OsEntropy, &OsClock, new)
+        .await
+        .unwrap();
+    let running = cng_server::start(args("127.0.0.1:0".parse().unwrap()), UpstreamEnv::default())
+        .await
+        .unwrap();
+    assert!(running.created_admin_key.is_some());
+    let keys = auth::list_keys(&store).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "admin-2" && k.role == Role::Admin)
+    );
+    running.shutdown().await;
+}

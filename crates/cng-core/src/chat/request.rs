@@ -77,10 +77,15 @@ pub fn plan(
         )
         .with_code("unsupported_parameter"));
     }
-    if req.logprobs == Some(true) && !openai {
+    // cng does not carry token log probabilities back (Workers AI's native schemas
+    // have none); asking for them is refused rather than answered with `null`.
+    if req.logprobs == Some(true) {
         return Err(Error::invalid_param(
             "logprobs",
-            format!("{} does not return log probabilities.", target.describe()),
+            format!(
+                "{} does not return log probabilities through cng.",
+                target.describe()
+            ),
         )
         .with_code("unsupported_parameter"));
     }
@@ -217,12 +222,6 @@ pub fn plan(
     if openai {
         if let Some(p) = req.parallel_tool_calls {
             input.insert("parallel_tool_calls".into(), Value::Bool(p));
-        }
-        if req.logprobs == Some(true) {
-            input.insert("logprobs".into(), Value::Bool(true));
-            if let Some(k) = req.top_logprobs {
-                input.insert("top_logprobs".into(), k.into());
-            }
         }
         if let Some(bias) = &req.logit_bias {
             input.insert("logit_bias".into(), bias.clone());
@@ -483,13 +482,11 @@ fn openai_messages(req: &ChatRequest, m: &ModelInfo) -> Result<Vec<Value>, Error
             ),
             Message::User { content, name } => {
                 let has_images = content.images().next().is_some();
+                let text = check_parts(content, i, m)?;
                 let content = if has_images {
-                    if m.vision == Vision::None {
-                        return Err(no_vision(i, m));
-                    }
                     openai_parts(content)
                 } else {
-                    Value::String(check_parts(content, i, m)?)
+                    Value::String(text)
                 };
                 with_name(json!({"role": "user", "content": content}), name)
             }
@@ -584,6 +581,17 @@ fn offered_tools(
     if tools.is_empty() {
         return Ok(Vec::new());
     }
+    let choice = match (&req.tool_choice, &req.function_call) {
+        (Some(ToolChoice::Mode(mode)), _) => Choice::Mode(*mode),
+        (Some(ToolChoice::Named(n)), _) => Choice::Named(n.function.name.clone()),
+        (None, Some(FunctionCallChoice::Mode(mode))) => Choice::Mode(*mode),
+        (None, Some(FunctionCallChoice::Named(n))) => Choice::Named(n.name.clone()),
+        (None, None) => Choice::Mode(ToolChoiceMode::Auto),
+    };
+    // `tool_choice: "none"` sends no tools: fine for any model.
+    if matches!(choice, Choice::Mode(ToolChoiceMode::None)) {
+        return Ok(Vec::new());
+    }
     let m = &target.model;
     if !m.function_calling && !m.unknown {
         return Err(Error::invalid_param(
@@ -596,13 +604,6 @@ fn offered_tools(
         )
         .with_code("unsupported_parameter"));
     }
-    let choice = match (&req.tool_choice, &req.function_call) {
-        (Some(ToolChoice::Mode(mode)), _) => Choice::Mode(*mode),
-        (Some(ToolChoice::Named(n)), _) => Choice::Named(n.function.name.clone()),
-        (None, Some(FunctionCallChoice::Mode(mode))) => Choice::Mode(*mode),
-        (None, Some(FunctionCallChoice::Named(n))) => Choice::Named(n.name.clone()),
-        (None, None) => Choice::Mode(ToolChoiceMode::Auto),
-    };
     let selected: Vec<&Tool> = match &choice {
         Choice::Mode(ToolChoiceMode::None) => return Ok(Vec::new()),
         Choice::Named(name) => {

@@ -18,9 +18,12 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     ctx: &mut Ctx<'_>,
 ) -> Result<Response<Body>, Error> {
     let body = read_json_body(req, g.config.max_body_bytes).await?;
-    let req = parse_json::<ChatRequest>(&body)?.value;
+    let parsed = parse_json::<ChatRequest>(&body)?;
+    ctx.log.ignored = parsed.ignored;
+    let req = parsed.value;
     let target = g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
     let plan = chat::plan(&req, &target, &*g.services.ids, &*g.services.clock)?;
+    ctx.log.dropped = plan.dropped.clone();
     run(g, plan).await
 }
 
@@ -34,7 +37,14 @@ pub(super) async fn run<B: Backend, S: Store, L: Limiter>(
         Output::Json(v) => {
             let completion = chat::complete(&plan.context, &v)?;
             if client_stream {
-                let bytes = chat::completion_to_sse(&completion, plan.context.include_usage);
+                let usage = plan.context.include_usage;
+                let bytes = match plan.context.dialect {
+                    chat::Dialect::Chat => chat::completion_to_sse(&completion, usage),
+                    chat::Dialect::TextCompletion => super::completions::to_sse(
+                        &super::completions::from_chat(completion),
+                        usage,
+                    ),
+                };
                 return Ok(sse(Body::from(bytes)));
             }
             Ok(match plan.context.dialect {

@@ -79,6 +79,48 @@ fn prompt_text(prompt: &Value) -> Result<String, Error> {
     }
 }
 
+/// A finished `text_completion` as a stream (when the upstream answered JSON to a
+/// streamed request): one text chunk per choice, its finish, usage if asked, `[DONE]`.
+pub(super) fn to_sse(c: &TextCompletion, include_usage: bool) -> Vec<u8> {
+    use crate::openai::completions::{TextChunk, TextChunkChoice};
+    let mut out = Vec::new();
+    let chunk = |choices: Vec<TextChunkChoice>, usage| TextChunk {
+        id: &c.id,
+        object: "text_completion",
+        created: c.created,
+        model: &c.model,
+        choices,
+        usage,
+    };
+    let usage_field = include_usage.then_some(None);
+    for ch in &c.choices {
+        let text = TextChunkChoice {
+            text: ch.text.clone(),
+            index: ch.index,
+            logprobs: None,
+            finish_reason: None,
+        };
+        let fin = TextChunkChoice {
+            text: String::new(),
+            index: ch.index,
+            logprobs: None,
+            finish_reason: Some(ch.finish_reason),
+        };
+        for choice in [text, fin] {
+            crate::sse::write_data(
+                &mut out,
+                &serde_json::to_vec(&chunk(vec![choice], usage_field.clone())).unwrap_or_default(),
+            );
+        }
+    }
+    if include_usage {
+        let last = chunk(Vec::new(), Some(Some(c.usage.clone().unwrap_or_default())));
+        crate::sse::write_data(&mut out, &serde_json::to_vec(&last).unwrap_or_default());
+    }
+    out.extend_from_slice(crate::sse::DONE);
+    out
+}
+
 /// A chat completion in the `text_completion` shape.
 pub(super) fn from_chat(c: ChatCompletion) -> TextCompletion {
     TextCompletion {

@@ -87,6 +87,10 @@ pub struct RequestLog {
     pub model: Option<String>,
     pub key_name: Option<String>,
     pub error: Option<String>,
+    /// Request fields the model had no equivalent for (dropped by translation).
+    pub dropped: Vec<&'static str>,
+    /// Request fields cng does not know (ignored).
+    pub ignored: Vec<String>,
 }
 
 /// The gateway. `L` counts per-key request rates: in memory by default.
@@ -184,6 +188,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                     format!("{} is not allowed here; use {allow}.", req.method()),
                 )
                 .with_code("method_not_allowed");
+                log.error = Some(e.message().to_string());
                 let mut resp = error_response(&e);
                 resp.headers_mut()
                     .insert(http::header::ALLOW, HeaderValue::from_static(allow));
@@ -226,6 +231,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             match self.limiter.hit(name, limit, now).await {
                 Ok(s) => rate = Some(s),
                 Err((e, s)) => {
+                    log.error = Some(e.message().to_string());
                     let mut resp = error_response(&e);
                     rate_headers(resp.headers_mut(), &s);
                     return Ok(resp);
@@ -233,30 +239,44 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             }
         }
         let mut ctx = Ctx { principal, log };
-        let mut resp = match route {
-            Route::Health => health::handle(self),
-            Route::ChatCompletions => chat::handle(self, req, &mut ctx).await?,
-            Route::Completions => completions::handle(self, req, &mut ctx).await?,
-            Route::Models => models::list(self, &ctx),
-            Route::Model(id) => models::get(self, &ctx, &id)?,
-            Route::Embeddings => embeddings::handle(self, req, &mut ctx).await?,
-            Route::ImagesGenerations => images::generations(self, req, &mut ctx).await?,
-            Route::ImagesEdits => images::edits(self, req, &mut ctx).await?,
-            Route::Image(id) => images::serve(self, &id).await?,
-            Route::AudioSpeech => audio::speech(self, req, &mut ctx).await?,
-            Route::AudioTranscriptions => audio::transcriptions(self, req, &mut ctx).await?,
-            Route::AudioTranslations => audio::translations(self, req, &mut ctx).await?,
-            Route::Moderations => moderations::handle(self, req, &mut ctx).await?,
-            Route::Translations => translations::handle(self, req, &mut ctx).await?,
-            Route::Responses => responses::handle(self, req, &mut ctx).await?,
-            Route::Messages => anthropic::messages(self, req, &mut ctx).await?,
-            Route::MessagesCountTokens => anthropic::count_tokens(self, req, &mut ctx).await?,
-            Route::AdminKeys => admin_keys::list(self).await?,
-        };
+        let result = self.dispatch(route, req, &mut ctx).await;
+        let mut resp = result.unwrap_or_else(|e| {
+            ctx.log.error = Some(e.message().to_string());
+            error_response(&e)
+        });
+        // A limited key sees its budget on every answer, errors included.
         if let Some(s) = rate {
             rate_headers(resp.headers_mut(), &s);
         }
         Ok(resp)
+    }
+
+    async fn dispatch(
+        &self,
+        route: Route,
+        req: Request<Body>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Response<Body>, Error> {
+        Ok(match route {
+            Route::Health => health::handle(self),
+            Route::ChatCompletions => chat::handle(self, req, ctx).await?,
+            Route::Completions => completions::handle(self, req, ctx).await?,
+            Route::Models => models::list(self, ctx),
+            Route::Model(id) => models::get(self, ctx, &id)?,
+            Route::Embeddings => embeddings::handle(self, req, ctx).await?,
+            Route::ImagesGenerations => images::generations(self, req, ctx).await?,
+            Route::ImagesEdits => images::edits(self, req, ctx).await?,
+            Route::Image(id) => images::serve(self, &id).await?,
+            Route::AudioSpeech => audio::speech(self, req, ctx).await?,
+            Route::AudioTranscriptions => audio::transcriptions(self, req, ctx).await?,
+            Route::AudioTranslations => audio::translations(self, req, ctx).await?,
+            Route::Moderations => moderations::handle(self, req, ctx).await?,
+            Route::Translations => translations::handle(self, req, ctx).await?,
+            Route::Responses => responses::handle(self, req, ctx).await?,
+            Route::Messages => anthropic::messages(self, req, ctx).await?,
+            Route::MessagesCountTokens => anthropic::count_tokens(self, req, ctx).await?,
+            Route::AdminKeys => admin_keys::list(self).await?,
+        })
     }
 
     /// Resolves a model name for `tasks` and checks the caller may use it.
@@ -275,8 +295,12 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Err(e) if self.config.open_models && e.kind() == ErrorKind::NotFound => Resolved {
                 requested: requested.to_string(),
                 alias: None,
+                // Unknown to cng: assume a capable OpenAI-shaped model and let the
+                // upstream judge images and reasoning.
                 model: ModelInfo {
                     chat_schema: Some(ChatSchema::OpenAi),
+                    vision: crate::catalog::Vision::ContentParts,
+                    reasoning: crate::catalog::Reasoning::Separate,
                     ..ModelInfo::unknown(requested)
                 },
             },

@@ -13,7 +13,7 @@ use super::chat::{FinishReason, Stop, StreamOptions, Usage};
 #[derive(Debug, Clone, Deserialize)]
 pub struct CompletionRequest {
     pub model: String,
-    /// A string, or an array of strings (joined) — token arrays are refused.
+    /// A string, or an array of exactly one string; batches and token arrays are refused.
     pub prompt: Value,
     #[serde(default)]
     pub stream: Option<bool>,
