@@ -5,16 +5,22 @@
 //! 2. the backend runs it;
 //! 3. [`complete`] turns a JSON result into a `chat.completion`, or a
 //!    [`StreamTranscoder`] turns the SSE bytes into `chat.completion.chunk` events.
+//!
+//! The other dialects cng speaks (the Responses API, Anthropic Messages) reuse all of
+//! it: they build a [`ChatRequest`], and read answers through [`complete`] and the
+//! [`StreamReader`]'s [`StreamEvent`]s with their own [`EventWriter`].
 
+pub mod events;
 mod request;
 mod response;
 mod stream;
 pub mod think;
 pub mod tools;
 
+pub use events::{EventWriter, StreamEvent, Transcoder};
 pub use request::{ChatPlan, DEFAULT_MAX_TOKENS, plan};
 pub use response::{complete, completion_to_sse};
-pub use stream::StreamTranscoder;
+pub use stream::{ChunkWriter, MAX_HELD_TOOL_TEXT, StreamReader, StreamTranscoder};
 
 use crate::catalog::Reasoning;
 #[cfg(doc)]
@@ -56,7 +62,7 @@ pub enum Dialect {
 }
 
 impl ChatContext {
-    fn call_id(&self, n: usize) -> String {
+    pub(crate) fn call_id(&self, n: usize) -> String {
         format!("{}_{n}", self.call_id_prefix)
     }
 }

@@ -1,20 +1,26 @@
-//! Workers AI SSE → OpenAI `chat.completion.chunk` events, incrementally.
+//! Workers AI SSE → [`StreamEvent`]s → OpenAI `chat.completion.chunk` (or legacy
+//! `text_completion`) events, incrementally.
 //!
-//! [`StreamTranscoder`] is sans-I/O and owns all per-stream state: feed it upstream
-//! bytes as they arrive ([`push`](StreamTranscoder::push)), get the bytes to send
-//! downstream; call [`finish`](StreamTranscoder::finish) when the upstream ends, or
-//! [`fail`](StreamTranscoder::fail) when it errors. Output for any split of the input
-//! is the same. Memory is bounded: the SSE decoder holds at most one event, the
-//! `<think>` splitter a tag's length, and text that may be a printed tool call is held
-//! only up to [`MAX_HELD_TOOL_TEXT`] before it is released as content.
+//! [`StreamReader`] is sans-I/O and owns all per-stream reading state: feed it upstream
+//! bytes as they arrive, get dialect-neutral [`StreamEvent`]s; call
+//! [`finish`](StreamReader::finish) when the upstream ends, or
+//! [`fail`](StreamReader::fail) when it errors. Events for any split of the input are
+//! the same. Memory is bounded: the SSE decoder holds at most one event, the `<think>`
+//! splitter a tag's length, and text that may be a printed tool call is held only up
+//! to [`MAX_HELD_TOOL_TEXT`] before it is released as content.
 //!
 //! Every upstream format is read by the same code: legacy `{response, tool_calls}`
 //! events, OpenAI chunks (with Workers AI's `p` padding and per-chunk incremental
 //! usage), the native cumulative `{"response":"","usage"}` event that ends even
 //! OpenAI-shaped streams (its usage wins over the running sum), and error events.
+//!
+//! [`StreamTranscoder`] is the reader with the OpenAI [`ChunkWriter`]: what
+//! `/v1/chat/completions` and `/v1/completions` stream.
 
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::events::{EventWriter, StreamEvent, Transcoder};
 use super::response::{length_heuristic, usage_from_raw, write_chunk};
 use super::think::ThinkSplitter;
 use super::tools;
@@ -31,12 +37,22 @@ use crate::workers_ai::text::{RawToolCall, TextResult};
 /// Text that may be a tool call printed as JSON is held back up to this size.
 pub const MAX_HELD_TOOL_TEXT: usize = 64 * 1024;
 
-/// The transcoder of one stream.
+/// The OpenAI chat (or completions) transcoder of one stream.
+pub type StreamTranscoder = Transcoder<ChunkWriter>;
+
+impl Transcoder<ChunkWriter> {
+    /// A transcoder answering in `ctx.dialect` (chat chunks or `text_completion`).
+    pub fn new(ctx: ChatContext) -> Self {
+        Self::with_writer(ctx.clone(), ChunkWriter::new(ctx))
+    }
+}
+
+/// Reads one upstream stream into [`StreamEvent`]s.
 #[derive(Debug)]
-pub struct StreamTranscoder {
+pub struct StreamReader {
     ctx: ChatContext,
     decoder: SseDecoder,
-    events: Vec<SseEvent>,
+    sse_events: Vec<SseEvent>,
     choices: Vec<ChoiceState>,
     calls_made: usize,
     usage_sum: Option<Usage>,
@@ -51,6 +67,8 @@ struct ChoiceState {
     role_sent: bool,
     think: Option<ThinkSplitter>,
     finish: Option<FinishReason>,
+    /// The stop string that ended this choice, when the upstream named it.
+    stop_sequence: Option<String>,
     calls: Vec<CallState>,
     /// Answer text held while it may still be a tool call printed as text.
     held: Option<String>,
@@ -71,12 +89,31 @@ enum CallKey {
     Whole,
 }
 
-impl StreamTranscoder {
+/// The stop string an OpenAI-shaped server reports in a finishing chunk: vLLM's
+/// `choices[].stop_reason`, SGLang's `choices[].matched_stop` (token ids are not
+/// stop strings and are ignored). Read only from chunks that carry a finish reason.
+#[derive(Deserialize)]
+struct StopInfo {
+    #[serde(default)]
+    choices: Vec<StopChoice>,
+}
+
+#[derive(Deserialize)]
+struct StopChoice {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    stop_reason: Option<Value>,
+    #[serde(default)]
+    matched_stop: Option<Value>,
+}
+
+impl StreamReader {
     pub fn new(ctx: ChatContext) -> Self {
         Self {
             ctx,
             decoder: SseDecoder::new(),
-            events: Vec::new(),
+            sse_events: Vec::new(),
             choices: Vec::new(),
             calls_made: 0,
             usage_sum: None,
@@ -86,76 +123,70 @@ impl StreamTranscoder {
         }
     }
 
-    /// True once the output is complete (`[DONE]` written); further input is ignored.
+    /// True once the answer is complete (or failed); further input is ignored.
     pub fn is_done(&self) -> bool {
         self.done
     }
 
-    /// Feeds upstream bytes; returns the SSE bytes to send (possibly empty).
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Feeds upstream bytes; appends the events they complete to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
         if self.done {
-            return out;
+            return;
         }
-        let mut events = std::mem::take(&mut self.events);
+        let mut events = std::mem::take(&mut self.sse_events);
         if let Err(e) = self.decoder.push(bytes, &mut events) {
             events.clear();
-            self.events = events;
-            self.write_error(&mut out, &e);
-            return out;
+            self.sse_events = events;
+            self.error(out, e);
+            return;
         }
         for ev in events.drain(..) {
             if self.done {
                 break;
             }
-            self.event(&ev, &mut out);
+            self.event(&ev, out);
         }
-        self.events = events;
-        out
+        self.sse_events = events;
     }
 
-    /// The upstream ended. Completes the stream, or — if it was cut off before the
-    /// model finished — ends it with an error event; either way `[DONE]` is last.
-    pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// The upstream ended. Completes the answer, or — if it was cut off before the
+    /// model finished — ends it with an error; either way the last event is
+    /// [`StreamEvent::Done`] or [`StreamEvent::Error`].
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if self.done {
-            return out;
+            return;
         }
         let mut events = Vec::new();
         let end = self.decoder.finish(&mut events);
         for ev in &events {
             if self.done {
-                return out;
+                return;
             }
-            self.event(ev, &mut out);
+            self.event(ev, out);
         }
         if self.done {
-            return out;
+            return;
         }
         if end == EndState::Clean && (self.saw_finish || self.usage_final.is_some()) {
-            self.complete(&mut out);
+            self.complete(out);
         } else {
             let e = Error::new(
                 ErrorKind::Upstream,
                 "The upstream stream ended before the model finished; the answer is incomplete.",
             )
             .with_code("upstream_stream_truncated");
-            self.write_error(&mut out, &e);
+            self.error(out, e);
         }
-        out
     }
 
-    /// The upstream failed mid-way (I/O error, idle timeout): ends the stream with an
-    /// error event and `[DONE]`.
-    pub fn fail(&mut self, err: &Error) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// The upstream failed mid-way (I/O error, idle timeout): ends with an error.
+    pub fn fail(&mut self, err: &Error, out: &mut Vec<StreamEvent>) {
         if !self.done {
-            self.write_error(&mut out, err);
+            self.error(out, err.clone());
         }
-        out
     }
 
-    fn event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
         let data = ev.data.trim();
         if data == "[DONE]" {
             self.complete(out);
@@ -173,13 +204,13 @@ impl StreamTranscoder {
                      the answer is incomplete.",
                 )
                 .with_code("upstream_stream_truncated");
-                self.write_error(out, &e);
+                self.error(out, e);
                 return;
             }
         };
         if ev.event.as_deref() == Some("error") || raw.error.is_some() {
             let e = stream_error(&raw, data);
-            self.write_error(out, &e);
+            self.error(out, e);
             return;
         }
         let openai_shaped = !raw.choices.is_empty() || data.contains("\"choices\"");
@@ -187,6 +218,7 @@ impl StreamTranscoder {
             if let Some(u) = &raw.usage {
                 add_usage(&mut self.usage_sum, &usage_from_raw(u));
             }
+            let mut finished = false;
             for c in &raw.choices {
                 let idx = c.index.unwrap_or(0);
                 if let Some(d) = &c.delta {
@@ -203,7 +235,11 @@ impl StreamTranscoder {
                 if let Some(f) = c.finish_reason.as_deref().and_then(FinishReason::parse) {
                     self.choice(idx).finish = Some(f);
                     self.saw_finish = true;
+                    finished = true;
                 }
+            }
+            if finished {
+                self.read_stop_strings(data);
             }
         } else {
             if let Some(t) = raw.response.as_ref() {
@@ -223,6 +259,26 @@ impl StreamTranscoder {
         }
     }
 
+    /// Records which stop string ended each finishing choice (once per choice, so
+    /// the second parse of the event costs nothing on the hot path).
+    fn read_stop_strings(&mut self, data: &str) {
+        let Ok(info) = serde_json::from_str::<StopInfo>(data) else {
+            return;
+        };
+        for c in info.choices {
+            let stop = [c.stop_reason, c.matched_stop]
+                .into_iter()
+                .flatten()
+                .find_map(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s),
+                    _ => None,
+                });
+            if let Some(s) = stop {
+                self.choice(c.index.unwrap_or(0)).stop_sequence = Some(s);
+            }
+        }
+    }
+
     fn choice(&mut self, index: u32) -> &mut ChoiceState {
         let pos = match self.choices.iter().position(|c| c.index == index) {
             Some(p) => p,
@@ -236,6 +292,7 @@ impl StreamTranscoder {
                     role_sent: false,
                     think,
                     finish: None,
+                    stop_sequence: None,
                     calls: Vec::new(),
                     held: None,
                     answer_started: false,
@@ -246,34 +303,28 @@ impl StreamTranscoder {
         &mut self.choices[pos]
     }
 
-    /// Sends the role chunk of choice `index` if it has not been sent yet.
-    fn ensure_role(&mut self, index: u32, out: &mut Vec<u8>) {
+    /// Starts choice `index` if it has not started yet.
+    fn ensure_start(&mut self, index: u32, out: &mut Vec<StreamEvent>) {
         if self.choice(index).role_sent {
             return;
         }
         self.choice(index).role_sent = true;
-        let delta = Delta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
-        self.write_delta(index, delta, None, out);
+        out.push(StreamEvent::Start { choice: index });
     }
 
-    fn reasoning_delta(&mut self, index: u32, text: &str, out: &mut Vec<u8>) {
-        self.ensure_role(index, out);
-        let delta = Delta {
-            reasoning_content: Some(text.to_string()),
-            ..Delta::default()
-        };
-        self.write_delta(index, delta, None, out);
+    fn reasoning_delta(&mut self, index: u32, text: &str, out: &mut Vec<StreamEvent>) {
+        self.ensure_start(index, out);
+        out.push(StreamEvent::Reasoning {
+            choice: index,
+            text: text.to_string(),
+        });
     }
 
-    fn text_delta(&mut self, index: u32, text: &str, out: &mut Vec<u8>) {
+    fn text_delta(&mut self, index: u32, text: &str, out: &mut Vec<StreamEvent>) {
         if text.is_empty() {
             return;
         }
-        self.ensure_role(index, out);
+        self.ensure_start(index, out);
         let split = match self.choice(index).think.as_mut() {
             Some(t) => t.push(text),
             None => super::think::Split {
@@ -284,13 +335,18 @@ impl StreamTranscoder {
         self.emit_split(index, split.reasoning, split.answer, out);
     }
 
-    fn emit_split(&mut self, index: u32, reasoning: String, answer: String, out: &mut Vec<u8>) {
+    fn emit_split(
+        &mut self,
+        index: u32,
+        reasoning: String,
+        answer: String,
+        out: &mut Vec<StreamEvent>,
+    ) {
         if !reasoning.is_empty() {
-            let delta = Delta {
-                reasoning_content: Some(reasoning),
-                ..Delta::default()
-            };
-            self.write_delta(index, delta, None, out);
+            out.push(StreamEvent::Reasoning {
+                choice: index,
+                text: reasoning,
+            });
         }
         if answer.is_empty() {
             return;
@@ -313,22 +369,26 @@ impl StreamTranscoder {
                 return;
             }
             let text = c.held.take().unwrap_or_default();
-            self.write_content(index, text, out);
+            out.push(StreamEvent::Text {
+                choice: index,
+                text,
+            });
             return;
         }
-        self.write_content(index, answer, out);
+        out.push(StreamEvent::Text {
+            choice: index,
+            text: answer,
+        });
     }
 
-    fn write_content(&mut self, index: u32, text: String, out: &mut Vec<u8>) {
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
-        self.write_delta(index, delta, None, out);
-    }
-
-    fn tool_call(&mut self, index: u32, call: &RawToolCall, fragment: bool, out: &mut Vec<u8>) {
-        self.ensure_role(index, out);
+    fn tool_call(
+        &mut self,
+        index: u32,
+        call: &RawToolCall,
+        fragment: bool,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        self.ensure_start(index, out);
         let key = match (fragment, call.index, call.id()) {
             (true, Some(i), _) => CallKey::Index(i),
             (true, None, Some(id)) => CallKey::Id(id.to_string()),
@@ -344,21 +404,16 @@ impl StreamTranscoder {
                 .map(|c| c.out_index)
         };
         let args = call.arguments();
-        let delta = match existing {
+        match existing {
             Some(out_index) => {
-                let args = args.filter(|a| !a.is_empty());
-                if args.is_none() {
+                let Some(args) = args.filter(|a| !a.is_empty()) else {
                     return;
-                }
-                ToolCallDelta {
-                    index: out_index,
-                    id: None,
-                    kind: None,
-                    function: FunctionCallDelta {
-                        name: None,
-                        arguments: args,
-                    },
-                }
+                };
+                out.push(StreamEvent::ToolArguments {
+                    choice: index,
+                    call: out_index,
+                    arguments: args,
+                });
             }
             None => {
                 let Some(name) = call.name() else { return };
@@ -371,41 +426,20 @@ impl StreamTranscoder {
                 let c = self.choice(index);
                 let out_index = c.calls.len() as u32;
                 c.calls.push(CallState { key, out_index });
-                ToolCallDelta {
-                    index: out_index,
-                    id: Some(id),
-                    kind: Some(ToolKind::Function),
-                    function: FunctionCallDelta {
-                        name: Some(name),
-                        arguments: Some(args.unwrap_or_default()),
-                    },
-                }
+                out.push(StreamEvent::ToolCall {
+                    choice: index,
+                    call: out_index,
+                    id,
+                    name,
+                    arguments: args.unwrap_or_default(),
+                });
             }
-        };
-        self.write_tool_delta(index, delta, out);
+        }
     }
 
-    fn write_tool_delta(&mut self, index: u32, delta: ToolCallDelta, out: &mut Vec<u8>) {
-        let d = if self.ctx.legacy_functions {
-            if delta.index != 0 {
-                return; // the deprecated API has a single function call
-            }
-            Delta {
-                function_call: Some(delta.function),
-                ..Delta::default()
-            }
-        } else {
-            Delta {
-                tool_calls: Some(vec![delta]),
-                ..Delta::default()
-            }
-        };
-        self.write_delta(index, d, None, out);
-    }
-
-    fn complete(&mut self, out: &mut Vec<u8>) {
+    fn complete(&mut self, out: &mut Vec<StreamEvent>) {
         if self.choices.is_empty() {
-            self.ensure_role(0, out);
+            self.ensure_start(0, out);
         }
         let usage = self.usage_final.clone().or_else(|| self.usage_sum.clone());
         let completion_tokens = usage.as_ref().map(|u| u.completion_tokens);
@@ -427,46 +461,50 @@ impl StreamTranscoder {
                             self.tool_call(index, &call, false, out);
                         }
                     }
-                    None => self.write_content(index, held, out),
+                    None => out.push(StreamEvent::Text {
+                        choice: index,
+                        text: held,
+                    }),
                 }
             }
             let c = self.choice(index);
-            let reason = if !c.calls.is_empty() {
+            let stop_sequence = c.stop_sequence.take();
+            let (has_calls, finish) = (!c.calls.is_empty(), c.finish);
+            let reason = if has_calls {
                 if self.ctx.legacy_functions {
                     FinishReason::FunctionCall
                 } else {
                     FinishReason::ToolCalls
                 }
             } else {
-                c.finish
-                    .unwrap_or_else(|| length_heuristic(&self.ctx, completion_tokens))
+                finish.unwrap_or_else(|| length_heuristic(&self.ctx, completion_tokens))
             };
-            self.write_delta(index, Delta::default(), Some(reason), out);
+            out.push(StreamEvent::Finish {
+                choice: index,
+                reason,
+                stop_sequence,
+            });
         }
-        if self.ctx.include_usage && self.ctx.dialect == Dialect::TextCompletion {
-            let chunk = TextChunk {
-                id: &self.ctx.id,
-                object: "text_completion",
-                created: self.ctx.created,
-                model: &self.ctx.model,
-                choices: Vec::new(),
-                usage: Some(Some(usage.clone().unwrap_or_default())),
-            };
-            sse::write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
-        } else if self.ctx.include_usage {
-            let chunk = ChatChunk {
-                id: &self.ctx.id,
-                object: "chat.completion.chunk",
-                created: self.ctx.created,
-                model: &self.ctx.model,
-                choices: Vec::new(),
-                usage: Some(Some(usage.unwrap_or_default())),
-                system_fingerprint: None,
-            };
-            write_chunk(out, &chunk);
-        }
-        out.extend_from_slice(sse::DONE);
+        out.push(StreamEvent::Done { usage });
         self.done = true;
+    }
+
+    fn error(&mut self, out: &mut Vec<StreamEvent>, e: Error) {
+        out.push(StreamEvent::Error(e));
+        self.done = true;
+    }
+}
+
+/// Writes OpenAI `chat.completion.chunk` events, or `text_completion` chunks for
+/// `/v1/completions` (by [`ChatContext::dialect`]), ending in `data: [DONE]`.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    ctx: ChatContext,
+}
+
+impl ChunkWriter {
+    pub fn new(ctx: ChatContext) -> Self {
+        Self { ctx }
     }
 
     fn write_delta(
@@ -515,10 +553,125 @@ impl StreamTranscoder {
         write_chunk(out, &chunk);
     }
 
-    fn write_error(&mut self, out: &mut Vec<u8>, e: &Error) {
-        sse::write_data(out, &e.to_json());
-        out.extend_from_slice(sse::DONE);
-        self.done = true;
+    fn write_tool_delta(&self, index: u32, delta: ToolCallDelta, out: &mut Vec<u8>) {
+        let d = if self.ctx.legacy_functions {
+            if delta.index != 0 {
+                return; // the deprecated API has a single function call
+            }
+            Delta {
+                function_call: Some(delta.function),
+                ..Delta::default()
+            }
+        } else {
+            Delta {
+                tool_calls: Some(vec![delta]),
+                ..Delta::default()
+            }
+        };
+        self.write_delta(index, d, None, out);
+    }
+
+    fn write_usage(&self, usage: &Option<Usage>, out: &mut Vec<u8>) {
+        if !self.ctx.include_usage {
+            return;
+        }
+        let usage = Some(Some(usage.clone().unwrap_or_default()));
+        if self.ctx.dialect == Dialect::TextCompletion {
+            let chunk = TextChunk {
+                id: &self.ctx.id,
+                object: "text_completion",
+                created: self.ctx.created,
+                model: &self.ctx.model,
+                choices: Vec::new(),
+                usage,
+            };
+            sse::write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
+        } else {
+            let chunk = ChatChunk {
+                id: &self.ctx.id,
+                object: "chat.completion.chunk",
+                created: self.ctx.created,
+                model: &self.ctx.model,
+                choices: Vec::new(),
+                usage,
+                system_fingerprint: None,
+            };
+            write_chunk(out, &chunk);
+        }
+    }
+}
+
+impl EventWriter for ChunkWriter {
+    fn write(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        match event {
+            StreamEvent::Start { choice } => {
+                let delta = Delta {
+                    role: Some("assistant"),
+                    content: Some(String::new()),
+                    ..Delta::default()
+                };
+                self.write_delta(*choice, delta, None, out);
+            }
+            StreamEvent::Reasoning { choice, text } => {
+                let delta = Delta {
+                    reasoning_content: Some(text.clone()),
+                    ..Delta::default()
+                };
+                self.write_delta(*choice, delta, None, out);
+            }
+            StreamEvent::Text { choice, text } => {
+                let delta = Delta {
+                    content: Some(text.clone()),
+                    ..Delta::default()
+                };
+                self.write_delta(*choice, delta, None, out);
+            }
+            StreamEvent::ToolCall {
+                choice,
+                call,
+                id,
+                name,
+                arguments,
+            } => {
+                let delta = ToolCallDelta {
+                    index: *call,
+                    id: Some(id.clone()),
+                    kind: Some(ToolKind::Function),
+                    function: FunctionCallDelta {
+                        name: Some(name.clone()),
+                        arguments: Some(arguments.clone()),
+                    },
+                };
+                self.write_tool_delta(*choice, delta, out);
+            }
+            StreamEvent::ToolArguments {
+                choice,
+                call,
+                arguments,
+            } => {
+                let delta = ToolCallDelta {
+                    index: *call,
+                    id: None,
+                    kind: None,
+                    function: FunctionCallDelta {
+                        name: None,
+                        arguments: Some(arguments.clone()),
+                    },
+                };
+                self.write_tool_delta(*choice, delta, out);
+            }
+            StreamEvent::Finish { choice, reason, .. } => {
+                self.write_delta(*choice, Delta::default(), Some(*reason), out);
+            }
+            StreamEvent::Done { usage } => {
+                self.write_usage(usage, out);
+                out.extend_from_slice(sse::DONE);
+            }
+            StreamEvent::Error(e) => {
+                sse::write_data(out, &e.to_json());
+                out.extend_from_slice(sse::DONE);
+            }
+        }
     }
 }
 
