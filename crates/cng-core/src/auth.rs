@@ -59,9 +59,20 @@ pub struct KeyRecord {
     /// Models or aliases this key may use; `None` = all.
     #[serde(default)]
     pub models: Option<Vec<String>>,
-    /// Requests per minute; `None` = unlimited.
+    /// Requests per minute; `None` = the config's default for the role.
     #[serde(default)]
     pub rpm: Option<u32>,
+    /// Present the gateway as OpenAI to this key: `/v1/models` lists only the
+    /// aliases, owned by `openai` (for clients that check model names).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spoof: bool,
+    /// When the secret was last rotated (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated: Option<u64>,
+    /// The record of a previous secret, valid until `expires` (a rotation's grace
+    /// period); not listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 /// A key as listed by the admin API: everything but the hash.
@@ -74,6 +85,8 @@ pub struct KeyInfo<'a> {
     pub disabled: bool,
     pub models: Option<&'a [String]>,
     pub rpm: Option<u32>,
+    pub spoof: bool,
+    pub rotated: Option<u64>,
 }
 
 impl KeyRecord {
@@ -86,6 +99,8 @@ impl KeyRecord {
             disabled: self.disabled,
             models: self.models.as_deref(),
             rpm: self.rpm,
+            spoof: self.spoof,
+            rotated: self.rotated,
         }
     }
 }
@@ -97,6 +112,7 @@ pub struct Principal {
     pub role: Role,
     pub models: Option<Vec<String>>,
     pub rpm: Option<u32>,
+    pub spoof: bool,
 }
 
 impl Principal {
@@ -171,6 +187,7 @@ pub async fn authenticate(
                 role: Role::Admin,
                 models: None,
                 rpm: None,
+                spoof: false,
             });
         }
     }
@@ -200,6 +217,7 @@ pub async fn authenticate(
         role: rec.role,
         models: rec.models,
         rpm: rec.rpm,
+        spoof: rec.spoof,
     })
 }
 
@@ -232,6 +250,9 @@ pub async fn create_key(
         disabled: false,
         models: new.models,
         rpm: new.rpm,
+        spoof: false,
+        rotated: None,
+        superseded: false,
     };
     let name_taken = |e: Error| {
         if e.kind() == ErrorKind::Conflict {
@@ -267,7 +288,8 @@ pub async fn list_keys(store: &impl Store) -> Result<Vec<KeyRecord>, Error> {
         .list(NS_KEYS)
         .await?
         .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice(&v.value).ok())
+        .filter_map(|(_, v)| serde_json::from_slice::<KeyRecord>(&v.value).ok())
+        .filter(|k| !k.superseded)
         .collect();
     keys.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(keys)
@@ -280,8 +302,134 @@ pub async fn revoke_key(store: &impl Store, name: &str) -> Result<bool, Error> {
     };
     let hash = String::from_utf8_lossy(&hash.value).to_string();
     store.delete(NS_KEYS, &hash, Expect::Any).await?;
+    // Secrets still in a rotation's grace period go too.
+    for old in superseded_of(store, name).await? {
+        store.delete(NS_KEYS, &old.hash, Expect::Any).await?;
+    }
     store.delete(NS_KEY_NAMES, name, Expect::Any).await?;
     Ok(true)
+}
+
+/// The records of previous secrets of `name` (rotation grace periods).
+async fn superseded_of(store: &impl Store, name: &str) -> Result<Vec<KeyRecord>, Error> {
+    Ok(store
+        .list(NS_KEYS)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<KeyRecord>(&v.value).ok())
+        .filter(|k| k.superseded && k.name == name)
+        .collect())
+}
+
+/// The key named `name` and its record's version.
+pub async fn get_key(store: &impl Store, name: &str) -> Result<Option<(KeyRecord, u64)>, Error> {
+    let Some(hash) = store.get(NS_KEY_NAMES, name).await? else {
+        return Ok(None);
+    };
+    let hash = String::from_utf8_lossy(&hash.value).to_string();
+    let Some(rec) = store.get(NS_KEYS, &hash).await? else {
+        return Ok(None);
+    };
+    let key: KeyRecord = serde_json::from_slice(&rec.value)
+        .map_err(|_| Error::internal("a stored key record is unreadable"))?;
+    Ok(Some((key, rec.version)))
+}
+
+fn key_not_found(name: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("There is no key named `{name}`. GET /api/keys lists them."),
+    )
+    .with_code("key_not_found")
+}
+
+/// Changes the key named `name` (compare-and-swap on its record: a concurrent change
+/// is a 409). What `change` sets — role, models, limits, `disabled` — applies to the
+/// secret in a rotation's grace period too, so disabling a key disables both.
+pub async fn update_key(
+    store: &impl Store,
+    name: &str,
+    change: impl Fn(&mut KeyRecord),
+) -> Result<KeyRecord, Error> {
+    let (mut rec, version) = get_key(store, name)
+        .await?
+        .ok_or_else(|| key_not_found(name))?;
+    change(&mut rec);
+    let body = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
+    store
+        .put(
+            NS_KEYS,
+            &rec.hash,
+            Bytes::from(body),
+            Expect::Version(version),
+        )
+        .await?;
+    for mut old in superseded_of(store, name).await? {
+        let expires = old.expires;
+        change(&mut old);
+        old.expires = expires;
+        old.superseded = true;
+        let body = serde_json::to_vec(&old).map_err(|e| Error::internal(e.to_string()))?;
+        store
+            .put(NS_KEYS, &old.hash, Bytes::from(body), Expect::Any)
+            .await?;
+    }
+    Ok(rec)
+}
+
+/// Gives the key named `name` a new secret (returned once). The old secret keeps
+/// working for `grace_seconds` (0: it stops at once), then fails as expired.
+pub async fn rotate_key(
+    store: &impl Store,
+    entropy: &(impl Entropy + ?Sized),
+    clock: &(impl Clock + ?Sized),
+    name: &str,
+    grace_seconds: u64,
+) -> Result<(String, KeyRecord), Error> {
+    let Some(name_rec) = store.get(NS_KEY_NAMES, name).await? else {
+        return Err(key_not_found(name));
+    };
+    let (old, old_version) = get_key(store, name)
+        .await?
+        .ok_or_else(|| key_not_found(name))?;
+    let now = clock.unix_seconds();
+    let key = generate_key(entropy);
+    let hash = hex(&hash_key(&key));
+    let mut rec = old.clone();
+    rec.hash = hash.clone();
+    rec.rotated = Some(now);
+    let body = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
+    store
+        .put(NS_KEYS, &hash, Bytes::from(body), Expect::Absent)
+        .await?;
+    // The name now points at the new secret; a concurrent rotation loses here (409).
+    if let Err(e) = store
+        .put(
+            NS_KEY_NAMES,
+            name,
+            Bytes::from(hash.clone()),
+            Expect::Version(name_rec.version),
+        )
+        .await
+    {
+        store.delete(NS_KEYS, &hash, Expect::Any).await?;
+        return Err(e);
+    }
+    if grace_seconds == 0 {
+        store
+            .delete(NS_KEYS, &old.hash, Expect::Version(old_version))
+            .await?;
+    } else {
+        let mut prev = old;
+        prev.superseded = true;
+        let until = now.saturating_add(grace_seconds);
+        prev.expires = Some(prev.expires.map_or(until, |e| e.min(until)));
+        let body = serde_json::to_vec(&prev).map_err(|e| Error::internal(e.to_string()))?;
+        store
+            .put(NS_KEYS, &prev.hash, Bytes::from(body), Expect::Any)
+            .await?;
+    }
+    Ok((key, rec))
 }
 
 /// True when a usable admin key (not disabled, not expired at `now`) exists.

@@ -11,6 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub trait Clock {
     /// Seconds since the Unix epoch.
     fn unix_seconds(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch (latency accounting); clocks without a finer
+    /// source answer whole seconds.
+    fn unix_millis(&self) -> u64 {
+        self.unix_seconds().saturating_mul(1000)
+    }
 }
 
 /// Unique identifiers for responses and tool calls.
@@ -43,6 +49,10 @@ impl IdSource for SequentialIds {
 impl<T: Clock + ?Sized> Clock for &T {
     fn unix_seconds(&self) -> u64 {
         (**self).unix_seconds()
+    }
+
+    fn unix_millis(&self) -> u64 {
+        (**self).unix_millis()
     }
 }
 

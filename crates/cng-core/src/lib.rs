@@ -53,12 +53,14 @@ pub mod auth;
 pub mod backend;
 pub mod catalog;
 pub mod chat;
+pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod ids;
 pub mod openai;
 pub mod sse;
 pub mod store;
+pub mod usage;
 pub mod workers_ai;
 
 pub use error::{Error, ErrorKind};

@@ -40,7 +40,10 @@ impl LiveConfig {
         let catalog = effective_catalog(&doc, base);
         let aliases = AliasTable::new(doc.aliases.iter().map(|(a, t)| {
             // Aliases may name a model by its short name; route by the id.
-            let id = catalog.get(t).or_else(|| catalog.get_short(t)).map_or(t, |m| &m.id);
+            let id = catalog
+                .get(t)
+                .or_else(|| catalog.get_short(t))
+                .map_or(t, |m| &m.id);
             (a.clone(), id.clone())
         }));
         let enabled = doc.models.enabled.as_ref().map(|list| {
@@ -229,7 +232,12 @@ mod tests {
 
     fn put(store: &MemoryStore, doc: serde_json::Value) {
         store
-            .put(NS_CONFIG, CONFIG_KEY, Bytes::from(doc.to_string()), Expect::Any)
+            .put(
+                NS_CONFIG,
+                CONFIG_KEY,
+                Bytes::from(doc.to_string()),
+                Expect::Any,
+            )
             .now_or_never()
             .unwrap()
             .unwrap();
@@ -243,11 +251,20 @@ mod tests {
         assert_eq!(a.version, 0);
         assert!(a.aliases.get("gpt-4o").is_some());
         let b = get(&cache, &store, 2);
-        assert!(Arc::ptr_eq(&a, &b), "same version: the parsed config is reused");
-        put(&store, serde_json::json!({"aliases": {"fast": "llama-3.1-8b-instruct"}}));
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "same version: the parsed config is reused"
+        );
+        put(
+            &store,
+            serde_json::json!({"aliases": {"fast": "llama-3.1-8b-instruct"}}),
+        );
         let c = get(&cache, &store, 3);
         assert!(c.version > 0);
-        assert_eq!(c.aliases.get("fast"), Some("@cf/meta/llama-3.1-8b-instruct"));
+        assert_eq!(
+            c.aliases.get("fast"),
+            Some("@cf/meta/llama-3.1-8b-instruct")
+        );
         assert!(c.aliases.get("gpt-4o").is_none());
     }
 
@@ -264,9 +281,17 @@ mod tests {
     #[test]
     fn an_unreadable_record_falls_back_to_defaults_and_says_so() {
         let store = MemoryStore::new();
-        put(&store, serde_json::json!({"images": {"cache_ttl_seconds": "soon"}}));
+        put(
+            &store,
+            serde_json::json!({"images": {"cache_ttl_seconds": "soon"}}),
+        );
         let live = get(&LiveCache::new(0), &store, 1);
-        assert!(live.problem.as_deref().unwrap().contains("images.cache_ttl_seconds"));
+        assert!(
+            live.problem
+                .as_deref()
+                .unwrap()
+                .contains("images.cache_ttl_seconds")
+        );
         assert!(live.aliases.get("gpt-4o").is_some());
     }
 
@@ -277,7 +302,11 @@ mod tests {
         }))
         .unwrap();
         let live = LiveConfig::build(3, doc, Catalog::builtin());
-        let mut m = live.catalog.get("@cf/meta/llama-3.1-8b-instruct").unwrap().clone();
+        let mut m = live
+            .catalog
+            .get("@cf/meta/llama-3.1-8b-instruct")
+            .unwrap()
+            .clone();
         live.apply_overrides(&mut m);
         assert_eq!(m.max_output_tokens, Some(64));
         assert_eq!(m.default_max_tokens, Some(64));

@@ -13,6 +13,7 @@
 //!   `models.overrides.@cf/meta/llama-3.1-8b-instruct.max_tokens`).
 //! - [`live`]: the parsed document the gateway serves with, cached by version.
 
+pub mod discovery;
 pub mod live;
 pub mod validate;
 

@@ -68,7 +68,9 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
             )),
         },
         Err(e) => {
-            let path = track.path().to_string();
+            // An unreadable map key shows as `?`: name the map.
+            let full = track.path().to_string();
+            let path = full.trim_end_matches(".?").to_string();
             let text = e.to_string();
             if let Some(field) = text
                 .strip_prefix("missing field `")
@@ -82,7 +84,10 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
                 return Err(invalid(&param, format!("`{param}` is required.")));
             }
             let param = if path == "." { "config" } else { &path };
-            Err(invalid(param, format!("Invalid value for `{param}`: {text}.")))
+            Err(invalid(
+                param,
+                format!("Invalid value for `{param}`: {text}."),
+            ))
         }
     }
 }
@@ -254,15 +259,15 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog) -> Result<(), Error> {
         {
             return Err(invalid(
                 &p,
-                format!(
-                    "`{p}`: an alias is 1-{MAX_ALIAS_LEN} characters without spaces."
-                ),
+                format!("`{p}`: an alias is 1-{MAX_ALIAS_LEN} characters without spaces."),
             ));
         }
         if is_workers_ai_id(alias) {
             return Err(invalid(
                 &p,
-                format!("`{p}`: an alias may not look like a Workers AI id; it would hide the model."),
+                format!(
+                    "`{p}`: an alias may not look like a Workers AI id; it would hide the model."
+                ),
             ));
         }
         if doc.aliases.contains_key(target) {
@@ -388,14 +393,19 @@ mod tests {
             "images.cache_ttl_seconds"
         );
         assert_eq!(
-            param(json!({"models": {"overrides": {"@cf/meta/llama-3.1-8b-instruct": {"max_tokens": 0}}}})),
+            param(
+                json!({"models": {"overrides": {"@cf/meta/llama-3.1-8b-instruct": {"max_tokens": 0}}}})
+            ),
             "models.overrides.@cf/meta/llama-3.1-8b-instruct.max_tokens"
         );
         assert_eq!(
             param(json!({"models": {"enabled": ["@cf/meta/llama-3.1-8b-instruct", "gpt-17"]}})),
             "models.enabled[1]"
         );
-        assert_eq!(param(json!({"defaults": {"chat": "dall-e-3"}})), "defaults.chat");
+        assert_eq!(
+            param(json!({"defaults": {"chat": "dall-e-3"}})),
+            "defaults.chat"
+        );
         assert_eq!(param(json!({"defaults": {"dance": "gpt-4o"}})), "defaults");
         assert_eq!(
             param(json!({"rate_limits": {"client_rpm": 0}})),

@@ -5,9 +5,14 @@
 //! so the Cloudflare Worker and the native server only convert their request and
 //! response types and inject a [`Backend`], a [`Store`] and the host [`Services`].
 
+mod admin_config;
+mod admin_discover;
 mod admin_keys;
+mod admin_status;
+mod admin_usage;
 mod anthropic;
 mod audio;
+mod badge;
 mod body;
 mod chat;
 mod completions;
@@ -21,6 +26,7 @@ mod ratelimit;
 mod responses;
 mod routes;
 mod translations;
+mod ui;
 
 use std::sync::Arc;
 
@@ -36,9 +42,12 @@ use crate::alias::{AliasTable, Resolved};
 use crate::auth::{self, Principal, Role};
 use crate::backend::Backend;
 use crate::catalog::{Catalog, ChatSchema, ModelInfo, Task};
+use crate::config::discovery::ModelSearch;
+use crate::config::{LiveCache, LiveConfig};
 use crate::error::{Error, ErrorKind};
 use crate::ids::{Clock, Entropy, IdSource};
 use crate::store::Store;
+use crate::usage::{MemoryUsage, SharedSink, UsageEvent};
 
 /// Default limit of a JSON request body: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -63,6 +72,9 @@ pub struct GatewayConfig {
     pub open_models: bool,
     pub aliases: AliasTable,
     pub catalog: Arc<Catalog>,
+    /// How long an instance may serve a cached config document without asking the
+    /// store (0 = ask on every request; see `config::live`).
+    pub config_ttl_seconds: u64,
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +86,7 @@ impl Default for GatewayConfig {
             open_models: false,
             aliases: AliasTable::default(),
             catalog: Arc::new(Catalog::builtin().clone()),
+            config_ttl_seconds: 0,
         }
     }
 }
@@ -91,6 +104,8 @@ pub struct RequestLog {
     pub dropped: Vec<&'static str>,
     /// Request fields cng does not know (ignored).
     pub ignored: Vec<String>,
+    /// The Workers AI model the request resolved to (usage is counted per model).
+    pub resolved_model: Option<String>,
 }
 
 /// The gateway. `L` counts per-key request rates: in memory by default.
@@ -100,12 +115,17 @@ pub struct Gateway<B, S, L = RateLimiter> {
     services: Services,
     config: GatewayConfig,
     limiter: L,
+    live: LiveCache,
+    usage: SharedSink,
+    model_search: Option<Arc<dyn ModelSearch>>,
 }
 
 /// The per-request state handlers share.
 pub(crate) struct Ctx<'a> {
     pub principal: Option<Principal>,
     pub log: &'a mut RequestLog,
+    /// The config document in force for this request.
+    pub live: Arc<LiveConfig>,
 }
 
 impl<B: Backend, S: Store> Gateway<B, S, RateLimiter> {
@@ -128,9 +148,42 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             backend,
             store,
             services,
+            live: LiveCache::new(config.config_ttl_seconds),
             config,
             limiter,
+            usage: Arc::new(MemoryUsage::new()),
+            model_search: None,
         }
+    }
+
+    /// Counts usage into `sink` instead of memory (the native server: its store).
+    pub fn with_usage(mut self, sink: SharedSink) -> Self {
+        self.usage = sink;
+        self
+    }
+
+    /// Reads Cloudflare's model catalog with `search` (`POST /api/discover`, and the
+    /// upstream probe of `GET /api/status`).
+    pub fn with_model_search(mut self, search: Arc<dyn ModelSearch>) -> Self {
+        self.model_search = Some(search);
+        self
+    }
+
+    /// The usage sink.
+    pub fn usage(&self) -> &SharedSink {
+        &self.usage
+    }
+
+    /// The config document in force now.
+    pub async fn live_config(&self) -> Result<Arc<LiveConfig>, Error> {
+        self.live
+            .get(
+                &self.store,
+                self.services.clock.unix_seconds(),
+                &self.config.aliases,
+                &self.config.catalog,
+            )
+            .await
     }
 
     pub fn store(&self) -> &S {
@@ -150,6 +203,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let request_id = request_id(req.headers(), &*self.services.ids);
         let origin_headers = cors::request_headers(req.headers());
+        let started_ms = self.services.clock.unix_millis();
         let mut log = RequestLog {
             request_id: request_id.clone(),
             route: "-",
@@ -166,6 +220,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                 }
             }
         };
+        self.count_usage(&mut resp, &log, started_ms);
         let h = resp.headers_mut();
         cors::apply(h, &origin_headers);
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -224,8 +279,12 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                 Some(p)
             }
         };
+        let live = self.live_config().await?;
         let mut rate = None;
-        if let Some(limit) = principal.as_ref().and_then(|p| p.rpm) {
+        let rpm = principal
+            .as_ref()
+            .and_then(|p| p.rpm.or_else(|| live.default_rpm(p.role)));
+        if let Some(limit) = rpm {
             let now = self.services.clock.unix_seconds();
             let name = principal.as_ref().map_or("", |p| p.name.as_str());
             match self.limiter.hit(name, limit, now).await {
@@ -238,7 +297,11 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                 }
             }
         }
-        let mut ctx = Ctx { principal, log };
+        let mut ctx = Ctx {
+            principal,
+            log,
+            live,
+        };
         let result = self.dispatch(route, req, &mut ctx).await;
         let mut resp = result.unwrap_or_else(|e| {
             ctx.log.error = Some(e.message().to_string());
@@ -276,6 +339,17 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Route::Messages => anthropic::messages(self, req, ctx).await?,
             Route::MessagesCountTokens => anthropic::count_tokens(self, req, ctx).await?,
             Route::AdminKeys => admin_keys::list(self).await?,
+            Route::AdminKeyCreate => admin_keys::create(self, req).await?,
+            Route::AdminKey(name) => admin_keys::one(self, req, &name).await?,
+            Route::AdminKeyRotate(name) => admin_keys::rotate(self, req, &name).await?,
+            Route::AdminConfig => admin_config::handle(self, req, ctx).await?,
+            Route::AdminConfigExport => admin_config::export(ctx),
+            Route::AdminConfigImport => admin_config::import(self, req, ctx).await?,
+            Route::AdminDiscover => admin_discover::handle(self, req, ctx).await?,
+            Route::AdminUsage => admin_usage::handle(self, req, ctx).await?,
+            Route::AdminStatus => admin_status::handle(self, ctx).await?,
+            Route::Badge(model) => badge::handle(self, req, ctx, &model).await?,
+            Route::Ui(file) => ui::serve(&file)?,
         })
     }
 
@@ -286,12 +360,15 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
         requested: &str,
         tasks: &[Task],
     ) -> Result<Resolved, Error> {
+        // An empty `model` takes the config's default for this endpoint.
+        let requested = match ctx.live.default_for(tasks) {
+            Some(d) if requested.trim().is_empty() => d.to_string(),
+            _ => requested.to_string(),
+        };
+        let requested = requested.as_str();
         ctx.log.model = Some(requested.to_string());
-        let resolved = match self
-            .config
-            .aliases
-            .resolve_for(requested, &self.config.catalog, tasks)
-        {
+        let live = ctx.live.clone();
+        let resolved = match live.aliases.resolve_for(requested, &live.catalog, tasks) {
             Err(e) if self.config.open_models && e.kind() == ErrorKind::NotFound => Resolved {
                 requested: requested.to_string(),
                 alias: None,
@@ -306,6 +383,12 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             },
             other => other?,
         };
+        let mut resolved = resolved;
+        if !self.config.open_models && !live.is_enabled(&resolved.model.id) {
+            return Err(Error::model_not_found(requested));
+        }
+        live.apply_overrides(&mut resolved.model);
+        ctx.log.resolved_model = Some(resolved.model.id.clone());
         if let Some(p) = &ctx.principal {
             if !p.may_use(requested, &resolved.model.id) {
                 return Err(Error::new(
@@ -317,6 +400,46 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             }
         }
         Ok(resolved)
+    }
+
+    /// Counts a request that reached a model (see [`crate::usage`]): a whole answer at
+    /// once, a stream when it ends or the client leaves.
+    fn count_usage(&self, resp: &mut Response<Body>, log: &RequestLog, started_ms: u64) {
+        let Some(model) = &log.resolved_model else {
+            return;
+        };
+        let mut event = UsageEvent {
+            at: started_ms / 1000,
+            key: log.key_name.clone().unwrap_or_else(|| "-".into()),
+            model: model.clone(),
+            status: resp.status().as_u16(),
+            latency_ms: self.services.clock.unix_millis().saturating_sub(started_ms),
+            input_tokens: None,
+            output_tokens: None,
+            stream_error: false,
+        };
+        let json_body = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        match std::mem::replace(resp.body_mut(), Body::Empty) {
+            Body::Stream(s) => {
+                let counted =
+                    crate::usage::observe::CountedStream::new(s, event, self.usage.clone());
+                *resp.body_mut() = Body::Stream(Box::pin(counted));
+            }
+            Body::Full(b) => {
+                if event.status < 300 && json_body {
+                    let t = crate::usage::observe::tokens_from_json(&b);
+                    event.input_tokens = t.input;
+                    event.output_tokens = t.output;
+                }
+                *resp.body_mut() = Body::Full(b);
+                self.usage.record(event);
+            }
+            Body::Empty => self.usage.record(event),
+        }
     }
 }
 

@@ -42,10 +42,7 @@ fn owner(id: &str) -> &str {
         .unwrap_or("cloudflare")
 }
 
-fn model_object<'a, B: Backend, S: Store, L: Limiter>(
-    g: &'a Gateway<B, S, L>,
-    m: &'a ModelInfo,
-) -> ModelObject<'a> {
+fn model_object<'a>(aliases: &'a crate::alias::AliasTable, m: &'a ModelInfo) -> ModelObject<'a> {
     ModelObject {
         id: &m.id,
         object: "model",
@@ -54,41 +51,46 @@ fn model_object<'a, B: Backend, S: Store, L: Limiter>(
         task: m.task.label(),
         context_window: m.context_window,
         alias_for: None,
-        aliases: g.config.aliases.aliases_of(&m.id).collect(),
+        aliases: aliases.aliases_of(&m.id).collect(),
     }
 }
 
-fn alias_object<'a>(alias: &'a str, target: &'a ModelInfo) -> ModelObject<'a> {
+fn alias_object<'a>(alias: &'a str, target: &'a ModelInfo, spoof: bool) -> ModelObject<'a> {
     ModelObject {
         id: alias,
         object: "model",
         created: 0,
-        owned_by: "cng",
+        // A spoofing key sees an OpenAI-looking list (see `KeyRecord::spoof`).
+        owned_by: if spoof { "openai" } else { "cng" },
         task: target.task.label(),
         context_window: target.context_window,
-        alias_for: Some(&target.id),
+        alias_for: (!spoof).then_some(target.id.as_str()),
         aliases: Vec::new(),
     }
 }
 
 pub(super) fn list<B: Backend, S: Store, L: Limiter>(
-    g: &Gateway<B, S, L>,
+    _g: &Gateway<B, S, L>,
     ctx: &Ctx<'_>,
 ) -> Response<Body> {
-    let allowed = |name: &str, id: &str| ctx.principal.as_ref().is_none_or(|p| p.may_use(name, id));
-    let catalog = &g.config.catalog;
+    let live = &ctx.live;
+    let allowed = |name: &str, id: &str| {
+        live.is_enabled(id) && ctx.principal.as_ref().is_none_or(|p| p.may_use(name, id))
+    };
+    let spoof = ctx.principal.as_ref().is_some_and(|p| p.spoof);
+    let catalog = &live.catalog;
     let mut data: Vec<ModelObject<'_>> = Vec::new();
-    for (alias, target) in g.config.aliases.iter() {
+    for (alias, target) in live.aliases.iter() {
         if let Some(m) = catalog.get(target).filter(|m| allowed(alias, &m.id)) {
-            data.push(alias_object(alias, m));
+            data.push(alias_object(alias, m, spoof));
         }
     }
     for m in catalog
         .models()
         .iter()
-        .filter(|m| routable(m) && allowed(&m.id, &m.id))
+        .filter(|m| !spoof && routable(m) && allowed(&m.id, &m.id))
     {
-        data.push(model_object(g, m));
+        data.push(model_object(&live.aliases, m));
     }
     json(
         StatusCode::OK,
@@ -97,18 +99,22 @@ pub(super) fn list<B: Backend, S: Store, L: Limiter>(
 }
 
 pub(super) fn get<B: Backend, S: Store, L: Limiter>(
-    g: &Gateway<B, S, L>,
+    _g: &Gateway<B, S, L>,
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<Response<Body>, Error> {
-    let catalog = &g.config.catalog;
-    let visible = |m: &ModelInfo| ctx.principal.as_ref().is_none_or(|p| p.may_use(id, &m.id));
-    if let Some(target) = g.config.aliases.get(id).and_then(|t| catalog.get(t)) {
+    let live = &ctx.live;
+    let catalog = &live.catalog;
+    let spoof = ctx.principal.as_ref().is_some_and(|p| p.spoof);
+    let visible = |m: &ModelInfo| {
+        live.is_enabled(&m.id) && ctx.principal.as_ref().is_none_or(|p| p.may_use(id, &m.id))
+    };
+    if let Some(target) = live.aliases.get(id).and_then(|t| catalog.get(t)) {
         if visible(target) {
-            return Ok(json(StatusCode::OK, &alias_object(id, target)));
+            return Ok(json(StatusCode::OK, &alias_object(id, target, spoof)));
         }
     } else if let Some(m) = catalog.get(id).filter(|m| visible(m)) {
-        return Ok(json(StatusCode::OK, &model_object(g, m)));
+        return Ok(json(StatusCode::OK, &model_object(&live.aliases, m)));
     }
     Err(Error::model_not_found(id))
 }

@@ -26,7 +26,30 @@ pub enum Route {
     /// The Anthropic Messages API.
     Messages,
     MessagesCountTokens,
+    /// `GET /api/keys`.
     AdminKeys,
+    /// `POST /api/keys`.
+    AdminKeyCreate,
+    /// `GET`, `PATCH`, `DELETE /api/keys/{name}`.
+    AdminKey(String),
+    /// `POST /api/keys/{name}/rotate`.
+    AdminKeyRotate(String),
+    /// `GET`, `PUT /api/config`.
+    AdminConfig,
+    /// `GET /api/config/export`.
+    AdminConfigExport,
+    /// `POST /api/config/import`.
+    AdminConfigImport,
+    /// `POST /api/discover`.
+    AdminDiscover,
+    /// `GET /api/usage`.
+    AdminUsage,
+    /// `GET /api/status`.
+    AdminStatus,
+    /// `GET /badge/{model}.svg` (the model, without `.svg`).
+    Badge(String),
+    /// The web panel: `/` and `/ui/{file}` (the file name).
+    Ui(String),
 }
 
 /// How a route is protected.
@@ -42,8 +65,17 @@ pub enum Access {
 impl Route {
     pub fn access(&self) -> Access {
         match self {
-            Route::Health | Route::Image(_) => Access::Public,
-            Route::AdminKeys => Access::Admin,
+            Route::Health | Route::Image(_) | Route::Badge(_) | Route::Ui(_) => Access::Public,
+            Route::AdminKeys
+            | Route::AdminKeyCreate
+            | Route::AdminKey(_)
+            | Route::AdminKeyRotate(_)
+            | Route::AdminConfig
+            | Route::AdminConfigExport
+            | Route::AdminConfigImport
+            | Route::AdminDiscover
+            | Route::AdminUsage
+            | Route::AdminStatus => Access::Admin,
             _ => Access::Key,
         }
     }
@@ -67,7 +99,16 @@ impl Route {
             Route::Responses => "responses",
             Route::Messages => "messages",
             Route::MessagesCountTokens => "messages.count_tokens",
-            Route::AdminKeys => "admin.keys",
+            Route::AdminKeys | Route::AdminKeyCreate | Route::AdminKey(_) => "admin.keys",
+            Route::AdminKeyRotate(_) => "admin.keys.rotate",
+            Route::AdminConfig | Route::AdminConfigExport | Route::AdminConfigImport => {
+                "admin.config"
+            }
+            Route::AdminDiscover => "admin.discover",
+            Route::AdminUsage => "admin.usage",
+            Route::AdminStatus => "admin.status",
+            Route::Badge(_) => "badge",
+            Route::Ui(_) => "ui",
         }
     }
 }
@@ -91,7 +132,34 @@ pub fn match_route(method: &Method, path: &str) -> Match {
         .unwrap_or(path);
     let (route, allow): (Route, &'static str) = match (path, openai) {
         ("/health", _) => (Route::Health, "GET, HEAD"),
-        ("/api/keys", _) => (Route::AdminKeys, "GET"),
+        ("/api/keys", _) if *method == Method::POST => (Route::AdminKeyCreate, "GET, POST"),
+        ("/api/keys", _) => (Route::AdminKeys, "GET, POST"),
+        ("/api/config", _) => (Route::AdminConfig, "GET, PUT"),
+        ("/api/config/export", _) => (Route::AdminConfigExport, "GET"),
+        ("/api/config/import", _) => (Route::AdminConfigImport, "POST"),
+        ("/api/discover", _) => (Route::AdminDiscover, "POST"),
+        ("/api/usage", _) => (Route::AdminUsage, "GET"),
+        ("/api/status", _) => (Route::AdminStatus, "GET"),
+        ("/", _) => (Route::Ui("index.html".into()), "GET, HEAD"),
+        (p, _) if p.starts_with("/ui/") && p.len() > "/ui/".len() => {
+            (Route::Ui(p["/ui/".len()..].to_string()), "GET, HEAD")
+        }
+        (p, _) if p.starts_with("/api/keys/") => {
+            let rest = &p["/api/keys/".len()..];
+            match rest.strip_suffix("/rotate") {
+                Some(name) if !name.is_empty() => (Route::AdminKeyRotate(decode(name)), "POST"),
+                _ if !rest.is_empty() && !rest.contains('/') => {
+                    (Route::AdminKey(decode(rest)), "GET, PATCH, DELETE")
+                }
+                _ => return Match::NotFound,
+            }
+        }
+        (p, _)
+            if p.starts_with("/badge/") && p.ends_with(".svg") && p.len() > "/badge/.svg".len() =>
+        {
+            let model = &p["/badge/".len()..p.len() - ".svg".len()];
+            (Route::Badge(decode(model)), "GET, HEAD")
+        }
         (_, "/chat/completions") => (Route::ChatCompletions, "POST"),
         (_, "/completions") => (Route::Completions, "POST"),
         (_, "/models") => (Route::Models, "GET"),
@@ -123,6 +191,13 @@ pub fn match_route(method: &Method, path: &str) -> Match {
     } else {
         Match::WrongMethod(allow)
     }
+}
+
+/// A percent-decoded path segment (ids have `@` and `/`, which clients may encode).
+fn decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -165,7 +240,36 @@ mod tests {
         );
         assert_eq!(
             match_route(&Method::DELETE, "/api/keys"),
-            Match::WrongMethod("GET")
+            Match::WrongMethod("GET, POST")
+        );
+        assert_eq!(
+            match_route(&Method::POST, "/api/keys"),
+            Match::Found(Route::AdminKeyCreate)
+        );
+        assert_eq!(
+            match_route(&Method::PATCH, "/api/keys/ci-bot"),
+            Match::Found(Route::AdminKey("ci-bot".into()))
+        );
+        assert_eq!(
+            match_route(&Method::POST, "/api/keys/ci-bot/rotate"),
+            Match::Found(Route::AdminKeyRotate("ci-bot".into()))
+        );
+        assert_eq!(match_route(&Method::GET, "/api/keys/a/b"), Match::NotFound);
+        assert_eq!(
+            match_route(&Method::GET, "/badge/@cf/meta/llama-3.1-8b-instruct.svg"),
+            Match::Found(Route::Badge("@cf/meta/llama-3.1-8b-instruct".into()))
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/badge/gpt-4o.svg"),
+            Match::Found(Route::Badge("gpt-4o".into()))
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/"),
+            Match::Found(Route::Ui("index.html".into()))
+        );
+        assert_eq!(
+            match_route(&Method::PUT, "/api/config"),
+            Match::Found(Route::AdminConfig)
         );
         assert_eq!(match_route(&Method::GET, "/v1x/models"), Match::NotFound);
     }

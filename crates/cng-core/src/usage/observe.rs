@@ -1,0 +1,231 @@
+//! Reading token usage off the answers cng sends, whatever the endpoint or dialect.
+//!
+//! The gateway counts usage at one place (its `handle`), after an endpoint answered,
+//! instead of in every endpoint: it reads `usage` from a JSON body, or from the events
+//! of an SSE stream as they pass (only lines that mention `usage` or `error` are
+//! parsed; nothing is buffered beyond one line). Recognised: OpenAI's
+//! `prompt_tokens`/`completion_tokens` (chat, completions, embeddings), and
+//! `input_tokens`/`output_tokens` (Responses API, Anthropic Messages) at `usage`,
+//! `message.usage` or `response.usage`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use serde_json::Value;
+
+use super::{SharedSink, UsageEvent};
+use crate::backend::ByteStream;
+use crate::error::Error;
+
+/// Longest SSE line looked at; longer ones (big content deltas) are skipped.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Token counts read from an answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+}
+
+impl Tokens {
+    fn absorb(&mut self, v: &Value) {
+        for ptr in ["/usage", "/message/usage", "/response/usage"] {
+            let Some(u) = v.pointer(ptr).filter(|u| u.is_object()) else {
+                continue;
+            };
+            let num = |names: &[&str]| names.iter().find_map(|n| u.get(*n).and_then(Value::as_u64));
+            // Streams repeat usage cumulatively: the largest figure is the total.
+            if let Some(i) = num(&["prompt_tokens", "input_tokens"]) {
+                self.input = Some(self.input.map_or(i, |x| x.max(i)));
+            }
+            if let Some(o) = num(&["completion_tokens", "output_tokens"]) {
+                self.output = Some(self.output.map_or(o, |x| x.max(o)));
+            }
+        }
+    }
+}
+
+/// The usage in a whole JSON answer.
+pub fn tokens_from_json(body: &[u8]) -> Tokens {
+    let mut t = Tokens::default();
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        t.absorb(&v);
+    }
+    t
+}
+
+/// Watches SSE bytes for usage and error events.
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    line: Vec<u8>,
+    skipping: bool,
+    pub tokens: Tokens,
+    pub saw_error: bool,
+}
+
+impl SseScanner {
+    pub fn push(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            if b == b'\n' {
+                if !self.skipping {
+                    let line = std::mem::take(&mut self.line);
+                    self.line_done(&line);
+                }
+                self.line.clear();
+                self.skipping = false;
+            } else if !self.skipping {
+                if self.line.len() >= MAX_LINE {
+                    self.skipping = true;
+                    self.line.clear();
+                } else {
+                    self.line.push(b);
+                }
+            }
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        let has = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        let usage = has(b"\"usage\"");
+        let error = has(b"\"error\"");
+        if !usage && !error {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
+            return;
+        };
+        if error
+            && (v.get("error").is_some_and(|e| !e.is_null())
+                || v.get("type").and_then(Value::as_str) == Some("error"))
+        {
+            self.saw_error = true;
+        }
+        if usage {
+            self.tokens.absorb(&v);
+        }
+    }
+}
+
+/// A response stream that counts itself when it ends or is dropped (the client went
+/// away): tokens and errors seen on the way go into the event.
+pub struct CountedStream {
+    inner: ByteStream,
+    scanner: SseScanner,
+    pending: Option<(UsageEvent, SharedSink)>,
+}
+
+impl CountedStream {
+    pub fn new(inner: ByteStream, event: UsageEvent, sink: SharedSink) -> Self {
+        Self {
+            inner,
+            scanner: SseScanner::default(),
+            pending: Some((event, sink)),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((mut e, sink)) = self.pending.take() {
+            e.input_tokens = self.scanner.tokens.input;
+            e.output_tokens = self.scanner.tokens.output;
+            e.stream_error = self.scanner.saw_error;
+            sink.record(e);
+        }
+    }
+}
+
+impl Stream for CountedStream {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                this.scanner.push(&b);
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.scanner.saw_error = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_usage_of_every_dialect() {
+        let chat = br#"{"usage":{"prompt_tokens":12,"completion_tokens":3}}"#;
+        assert_eq!(
+            tokens_from_json(chat),
+            Tokens {
+                input: Some(12),
+                output: Some(3)
+            }
+        );
+        let anthropic = br#"{"type":"message","usage":{"input_tokens":7,"output_tokens":2}}"#;
+        assert_eq!(tokens_from_json(anthropic).output, Some(2));
+        let embeddings = br#"{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#;
+        assert_eq!(
+            tokens_from_json(embeddings),
+            Tokens {
+                input: Some(4),
+                output: None
+            }
+        );
+        assert_eq!(tokens_from_json(b"not json"), Tokens::default());
+    }
+
+    #[test]
+    fn sse_usage_at_any_split() {
+        let sse = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":4}}\n\n",
+            "data: [DONE]\n\n"
+        )
+        .as_bytes();
+        for split in 0..sse.len() {
+            let mut s = SseScanner::default();
+            s.push(&sse[..split]);
+            s.push(&sse[split..]);
+            assert_eq!(
+                s.tokens,
+                Tokens {
+                    input: Some(9),
+                    output: Some(4)
+                },
+                "split at {split}"
+            );
+            assert!(!s.saw_error);
+        }
+    }
+
+    #[test]
+    fn sse_error_events_are_seen() {
+        let mut s = SseScanner::default();
+        s.push(b"data: {\"error\":{\"message\":\"upstream broke\"}}\n\n");
+        assert!(s.saw_error);
+        let mut s = SseScanner::default();
+        s.push(b"data: {\"delta\":{\"content\":\"an error of mine\"}}\n\n");
+        assert!(!s.saw_error, "the word in content is not an error event");
+    }
+}

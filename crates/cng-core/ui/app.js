@@ -1,0 +1,690 @@
+// cng's web panel: config, keys, usage, models and a playground, in plain JavaScript.
+// Served by cng itself from files embedded at compile time, under a Content-Security-
+// Policy that allows no inline script: every handler is attached here. The key lives
+// in sessionStorage (this tab only) and travels as a bearer header — no cookies, so no
+// CSRF. Admin actions go through the same /api routes and RBAC as any API client.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = 'cng.key';
+const state = { key: null, admin: false, models: [], config: null };
+
+// ---------------------------------------------------------------------------------
+// Helpers
+
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === 'text') e.textContent = v;
+    else if (k === 'class') e.className = v;
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'list') e.setAttribute(k, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const err = body && body.error ? body.error : {};
+    super(err.message || `HTTP ${status}`);
+    this.status = status;
+    this.param = err.param || null;
+    this.code = err.code || null;
+  }
+}
+
+function authHeaders(extra) {
+  return Object.assign({ Authorization: `Bearer ${state.key}` }, extra || {});
+}
+
+async function api(method, path, body, extraHeaders) {
+  const headers = authHeaders(extraHeaders);
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(path, { method, headers, body: payload });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return { data, headers: r.headers, status: r.status };
+}
+
+function fmtTime(secs) {
+  if (!secs) return '—';
+  return new Date(secs * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+}
+
+function fmtNum(n, digits) {
+  if (n === null || n === undefined) return '—';
+  return Number(n).toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 0 : digits });
+}
+
+function showError(id, e) {
+  $(id).textContent = e ? (e.param ? `${e.message} (${e.param})` : e.message) : '';
+}
+
+// ---------------------------------------------------------------------------------
+// Sign in, tabs
+
+async function signIn(key) {
+  state.key = key;
+  try {
+    const m = await api('GET', '/v1/models');
+    state.models = m.data.data || [];
+  } catch (e) {
+    state.key = null;
+    throw e;
+  }
+  try {
+    await api('GET', '/api/status');
+    state.admin = true;
+  } catch (e) {
+    if (e.status !== 403) throw e;
+    state.admin = false;
+  }
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $('signin').hidden = true;
+  $('nav').hidden = false;
+  $('who').hidden = false;
+  $('whoami').textContent = state.admin ? 'admin key' : 'client key';
+  for (const n of document.querySelectorAll('.admin-only')) n.hidden = !state.admin;
+  fillModelList();
+  switchTab(state.admin ? 'keys' : 'playground');
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  state.key = null;
+  location.reload();
+}
+
+const loaders = {
+  keys: () => loadKeys(),
+  config: () => loadConfig(),
+  usage: () => loadUsage(),
+  models: () => loadModels(),
+  playground: () => fillModelSelect(),
+};
+
+function switchTab(name) {
+  for (const s of document.querySelectorAll('section.tab')) s.hidden = s.id !== `tab-${name}`;
+  for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b.dataset.tab === name);
+  const load = loaders[name];
+  if (load) load().catch((e) => console.error(e));
+}
+
+function fillModelList() {
+  const list = $('model-ids');
+  list.replaceChildren(...state.models.map((m) => el('option', { value: m.id })));
+}
+
+// ---------------------------------------------------------------------------------
+// Keys
+
+function showSecret(title, key) {
+  $('new-key-title').textContent = title;
+  $('new-key-value').textContent = key;
+  $('new-key-copy').textContent = 'Copy';
+  $('new-key-box').hidden = false;
+}
+
+function forgetSecret() {
+  $('new-key-value').textContent = '';
+  $('new-key-box').hidden = true;
+}
+
+async function loadKeys() {
+  const { data } = await api('GET', '/api/keys');
+  const rows = data.data.map((k) => {
+    const toggle = el('button', {
+      type: 'button',
+      text: k.disabled ? 'Enable' : 'Disable',
+      onclick: () => keyAction(() => api('PATCH', `/api/keys/${encodeURIComponent(k.name)}`, { disabled: !k.disabled })),
+    });
+    const rotate = el('button', {
+      type: 'button',
+      text: 'Rotate',
+      onclick: () => keyAction(async () => {
+        const r = await api('POST', `/api/keys/${encodeURIComponent(k.name)}/rotate`, { grace_seconds: 3600 });
+        showSecret(`New secret for ${k.name} (the old one works for one more hour)`, r.data.key);
+      }),
+    });
+    const del = el('button', { type: 'button', class: 'danger', text: 'Delete' });
+    del.addEventListener('click', () => {
+      if (del.dataset.armed) {
+        keyAction(() => api('DELETE', `/api/keys/${encodeURIComponent(k.name)}`));
+      } else {
+        del.dataset.armed = '1';
+        del.textContent = 'Really delete?';
+      }
+    });
+    const spoof = el('input', {
+      type: 'checkbox',
+      checked: !!k.spoof,
+      title: 'present the gateway as OpenAI to this key',
+      onchange: (ev) => keyAction(() => api('PATCH', `/api/keys/${encodeURIComponent(k.name)}`, { spoof: ev.target.checked })),
+    });
+    return el('tr', { 'data-name': k.name },
+      el('td', { text: k.name }),
+      el('td', { text: k.role }),
+      el('td', { text: k.models ? k.models.join(', ') : 'all' }),
+      el('td', { text: k.rpm || 'default' }),
+      el('td', { text: k.expires ? fmtTime(k.expires) : 'never' }),
+      el('td', { text: k.disabled ? 'disabled' : 'active' }),
+      el('td', {}, spoof),
+      el('td', {}, rotate, ' ', toggle, ' ', del));
+  });
+  $('keys-table').tBodies[0].replaceChildren(...rows);
+}
+
+async function keyAction(fn) {
+  showError('key-error', null);
+  try {
+    await fn();
+  } catch (e) {
+    showError('key-error', e);
+  }
+  await loadKeys();
+}
+
+async function createKey(ev) {
+  ev.preventDefault();
+  showError('key-error', null);
+  const body = { name: $('key-name').value.trim(), role: $('key-role').value };
+  const models = $('key-models').value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (models.length) body.models = models;
+  if ($('key-rpm').value) body.rpm = Number($('key-rpm').value);
+  if ($('key-days').value) body.expires_in_days = Number($('key-days').value);
+  try {
+    const r = await api('POST', '/api/keys', body);
+    showSecret(`New key “${r.data.name}”`, r.data.key);
+    $('key-form').reset();
+  } catch (e) {
+    showError('key-error', e);
+  }
+  await loadKeys();
+}
+
+// ---------------------------------------------------------------------------------
+// Config
+
+function clearInvalid() {
+  for (const n of document.querySelectorAll('.invalid')) n.classList.remove('invalid');
+}
+
+function markInvalid(param) {
+  if (!param) return;
+  let node = document.querySelector(`[data-param="${CSS.escape(param)}"]`);
+  if (!node && param.startsWith('aliases.')) {
+    node = document.querySelector(`[data-alias="${CSS.escape(param.slice(8))}"]`);
+  }
+  if (!node) node = $('config-json');
+  node.classList.add('invalid');
+  if (node.closest('details')) node.closest('details').open = true;
+}
+
+async function loadConfig() {
+  const { data } = await api('GET', '/api/config');
+  state.config = data;
+  renderConfig();
+}
+
+function aliasRow(name, target) {
+  return el('tr', {},
+    el('td', { text: name }),
+    el('td', {}, el('input', { value: target, 'data-alias': name, class: 'alias-target', list: 'model-ids', size: 44 })),
+    el('td', {}, el('button', { type: 'button', class: 'danger', text: 'Remove', onclick: (ev) => ev.target.closest('tr').remove() })));
+}
+
+function renderConfig() {
+  const c = state.config;
+  $('config-version').textContent = c.version ? `version ${c.version}` : 'defaults (never saved)';
+  $('alias-table').tBodies[0].replaceChildren(...Object.entries(c.aliases || {}).map(([a, t]) => aliasRow(a, t)));
+  $('cfg-default-chat').value = (c.defaults || {}).chat || '';
+  $('cfg-default-images').value = (c.defaults || {}).images || '';
+  $('cfg-image-ttl').value = c.images.cache_ttl_seconds;
+  $('cfg-client-rpm').value = c.rate_limits.client_rpm ?? '';
+  $('cfg-admin-rpm').value = c.rate_limits.admin_rpm ?? '';
+  $('cfg-badge-window').value = c.badges.window_seconds;
+  $('cfg-badge-public').checked = !!c.badges.public;
+  $('config-json').value = JSON.stringify(c, null, 2);
+}
+
+function numOrNull(id) {
+  const v = $(id).value.trim();
+  return v === '' ? null : Number(v);
+}
+
+function collectConfig() {
+  const c = JSON.parse(JSON.stringify(state.config));
+  c.aliases = {};
+  for (const input of document.querySelectorAll('#alias-table input.alias-target')) {
+    c.aliases[input.dataset.alias] = input.value.trim();
+  }
+  c.defaults = Object.assign({}, c.defaults);
+  for (const [k, id] of [['chat', 'cfg-default-chat'], ['images', 'cfg-default-images']]) {
+    const v = $(id).value.trim();
+    if (v) c.defaults[k] = v; else delete c.defaults[k];
+  }
+  c.images.cache_ttl_seconds = numOrNull('cfg-image-ttl');
+  c.rate_limits.client_rpm = numOrNull('cfg-client-rpm');
+  c.rate_limits.admin_rpm = numOrNull('cfg-admin-rpm');
+  c.badges.window_seconds = numOrNull('cfg-badge-window');
+  c.badges.public = $('cfg-badge-public').checked;
+  return c;
+}
+
+async function saveConfig(doc) {
+  clearInvalid();
+  showError('config-error', null);
+  $('config-status').textContent = 'Saving…';
+  try {
+    const r = await api('PUT', '/api/config', doc, { 'If-Match': `"${state.config.version}"` });
+    state.config = r.data;
+    renderConfig();
+    $('config-status').textContent = `Saved — version ${r.data.version}.`;
+  } catch (e) {
+    $('config-status').textContent = e.status === 409 ? 'Not saved: someone else saved first. Reload, then redo your change.' : 'Not saved.';
+    showError('config-error', e);
+    markInvalid(e.param);
+  }
+}
+
+function addAlias(ev) {
+  ev.preventDefault();
+  const name = $('alias-new-name').value.trim();
+  const target = $('alias-new-target').value.trim();
+  if (!name) return;
+  const existing = document.querySelector(`#alias-table input[data-alias="${CSS.escape(name)}"]`);
+  if (existing) existing.value = target;
+  else $('alias-table').tBodies[0].append(aliasRow(name, target));
+  $('alias-form').reset();
+}
+
+async function exportConfig() {
+  const r = await fetch('/api/config/export', { headers: authHeaders() });
+  const blob = await r.blob();
+  const a = el('a', { href: URL.createObjectURL(blob), download: 'cng-config.json' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function importConfig(ev) {
+  const file = ev.target.files[0];
+  if (!file) return;
+  showError('config-error', null);
+  try {
+    const doc = JSON.parse(await file.text());
+    const r = await api('POST', '/api/config/import', doc, { 'If-Match': `"${state.config.version}"` });
+    state.config = r.data;
+    renderConfig();
+    $('config-status').textContent = `Imported — version ${r.data.version}.`;
+  } catch (e) {
+    showError('config-error', e);
+    markInvalid(e.param);
+  }
+  ev.target.value = '';
+}
+
+// ---------------------------------------------------------------------------------
+// Usage
+
+function latency(l) {
+  return `${l.p50 ?? '—'} / ${l.p95 ?? '—'} / ${l.p99 ?? '—'}`;
+}
+
+function usageRow(r) {
+  return el('tr', {},
+    el('td', { text: r.name }),
+    el('td', { class: 'num', text: fmtNum(r.requests) }),
+    el('td', { class: 'num', text: fmtNum(r.errors) }),
+    el('td', { class: 'num', text: fmtNum(r.input_tokens) }),
+    el('td', { class: 'num', text: fmtNum(r.output_tokens) }),
+    el('td', { class: 'num', text: latency(r.latency_ms) }),
+    el('td', { class: 'num', text: fmtNum(r.estimated_neurons, 2) }),
+    el('td', { class: 'num', text: r.estimated_usd === null ? '—' : `$${fmtNum(r.estimated_usd, 6)}` }));
+}
+
+async function loadUsage(ev) {
+  if (ev) ev.preventDefault();
+  showError('usage-error', null);
+  const now = Math.floor(Date.now() / 1000);
+  const q = new URLSearchParams({ from: String(now - Number($('usage-range').value)), to: String(now) });
+  if ($('usage-key').value.trim()) q.set('key', $('usage-key').value.trim());
+  if ($('usage-model').value.trim()) q.set('model', $('usage-model').value.trim());
+  let data;
+  try {
+    data = (await api('GET', `/api/usage?${q}`)).data;
+  } catch (e) {
+    showError('usage-error', e);
+    return;
+  }
+  const t = data.totals;
+  const stat = (label, value) => el('div', { class: 'stat' }, el('b', { text: value }), label);
+  $('usage-totals').replaceChildren(
+    stat('requests', fmtNum(t.requests)),
+    stat('errors', `${fmtNum(t.errors)} (${(t.error_rate * 100).toFixed(1)} %)`),
+    stat('tokens in / out', `${fmtNum(t.input_tokens)} / ${fmtNum(t.output_tokens)}`),
+    stat('latency p50 / p95 / p99 ms', latency(t.latency_ms)),
+    stat('estimated neurons', fmtNum(t.estimated_neurons, 2)),
+    stat('estimated USD', t.estimated_usd === null ? '—' : `$${fmtNum(t.estimated_usd, 6)}`),
+    stat('unpriced requests', fmtNum(t.unpriced_requests)));
+  const max = Math.max(1, ...data.by_model.map((m) => m.requests));
+  $('usage-chart').replaceChildren(...data.by_model.map((m) => {
+    const fill = el('span', { class: 'fill' });
+    fill.style.width = `${Math.round((m.requests / max) * 400)}px`;
+    return el('div', { class: 'bar' }, el('span', { class: 'name', text: m.name, title: m.name }), fill, el('span', { text: fmtNum(m.requests) }));
+  }));
+  $('usage-models').tBodies[0].replaceChildren(...data.by_model.map(usageRow));
+  $('usage-keys').tBodies[0].replaceChildren(...data.by_key.map(usageRow));
+}
+
+// ---------------------------------------------------------------------------------
+// Models, health, discovery
+
+async function loadModels() {
+  state.models = (await api('GET', '/v1/models')).data.data || [];
+  fillModelList();
+  const rows = state.models.map((m) => {
+    const badge = el('img', { alt: `health of ${m.id}`, src: `/badge/${m.id.split('/').map(encodeURIComponent).join('/')}.svg?label=health`, loading: 'lazy' });
+    return el('tr', {},
+      el('td', { text: m.id }),
+      el('td', { text: m.task || '' }),
+      el('td', { text: m.alias_for || '' }),
+      el('td', {}, badge));
+  });
+  $('models-table').tBodies[0].replaceChildren(...rows);
+  if (state.admin) {
+    try {
+      const s = (await api('GET', '/api/status')).data;
+      const probe = s.upstream.probe.reachable === null ? 'not probed' : (s.upstream.probe.reachable ? 'reachable' : `unreachable: ${s.upstream.probe.detail}`);
+      $('status-line').textContent = `Upstream ${s.upstream.kind} — ${probe}. Config version ${s.config.version}. Last 24 h: ${s.last_24h.requests} requests, ${(s.last_24h.error_rate * 100).toFixed(1)} % errors.`;
+    } catch (e) {
+      $('status-line').textContent = e.message;
+    }
+  }
+}
+
+function discoveryList(title, items, cls, fmt) {
+  if (!items.length) return el('p', { class: 'muted', text: `${title}: none` });
+  return el('div', {}, el('h3', { text: `${title} (${items.length})` }),
+    el('ul', {}, ...items.map((i) => el('li', {}, el('span', { class: `tag ${cls}`, text: cls }), ' ', fmt(i)))));
+}
+
+async function discover(accept) {
+  showError('discover-error', null);
+  $('discover-result').textContent = accept ? 'Accepting…' : 'Reading the catalog…';
+  try {
+    const { data } = await api('POST', '/api/discover', accept ? { accept: true } : {});
+    const parts = [
+      el('p', { text: `Cloudflare lists ${data.listed} models.` + (data.accepted ? ` Accepted: ${data.accepted.added} added, ${data.accepted.updated} updated, ${data.accepted.removed} removed (config version ${data.version}).` : '') }),
+    ];
+    if (!data.accepted) {
+      parts.push(
+        discoveryList('New', data.new, 'new', (m) => `${m.id} — ${m.task}${m.context_window ? `, ${m.context_window} ctx` : ''}`),
+        discoveryList('Changed', data.changed, 'changed', (m) => `${m.id}: ${m.changes.map((c) => `${c.field} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join('; ')}`),
+        discoveryList('Removed', data.removed, 'removed', (id) => id));
+    }
+    $('discover-result').replaceChildren(...parts);
+    $('discover-accept').hidden = !!data.accepted || (data.new.length + data.changed.length + data.removed.length === 0);
+    if (data.accepted) await loadModels();
+  } catch (e) {
+    $('discover-result').textContent = '';
+    showError('discover-error', e);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Playground
+
+const MODE_TASKS = {
+  chat: ['text-generation', 'image-to-text'],
+  image: ['image-generation'],
+  speech: ['text-to-speech'],
+  transcription: ['speech-to-text'],
+  embeddings: ['embeddings'],
+};
+
+async function fillModelSelect() {
+  const mode = $('pg-mode').value;
+  const wanted = MODE_TASKS[mode];
+  const keep = $('pg-model').value;
+  const models = state.models.filter((m) => wanted.includes(m.task));
+  $('pg-model').replaceChildren(...models.map((m) => el('option', { value: m.id, text: m.alias_for ? `${m.id} → ${m.alias_for}` : m.id })));
+  if (models.some((m) => m.id === keep)) $('pg-model').value = keep;
+  $('pg-file').hidden = mode !== 'transcription';
+  $('pg-prompt').hidden = mode === 'transcription';
+  $('pg-tools').parentElement.hidden = mode !== 'chat';
+  $('pg-stream').parentElement.hidden = mode !== 'chat';
+}
+
+function resetOutput() {
+  showError('pg-error', null);
+  $('pg-output').textContent = '';
+  $('pg-reasoning').textContent = '';
+  $('pg-reasoning-box').hidden = true;
+  $('pg-reasoning-box').open = false;
+  $('pg-image').hidden = true;
+  $('pg-image').removeAttribute('src');
+  $('pg-audio').hidden = true;
+  $('pg-status').textContent = '';
+}
+
+function snippet(path, body, binaryOut) {
+  const origin = location.origin;
+  const json = JSON.stringify(body);
+  const curl = `curl ${origin}${path} \\\n  -H "Authorization: Bearer $CNG_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '${json.replace(/'/g, "'\\''")}'${binaryOut ? ' -o out.bin' : ''}`;
+  const py = pythonSnippet(origin, path, body);
+  $('pg-snippet').textContent = `${curl}\n\n# Python (openai SDK)\n${py}`;
+}
+
+function pythonSnippet(origin, path, body) {
+  const head = `from openai import OpenAI\nclient = OpenAI(base_url="${origin}/v1", api_key=os.environ["CNG_KEY"])\n`;
+  const args = Object.entries(body).map(([k, v]) => `    ${k}=${JSON.stringify(v).replace(/\btrue\b/g, 'True').replace(/\bfalse\b/g, 'False').replace(/\bnull\b/g, 'None')},`).join('\n');
+  const call = {
+    '/v1/chat/completions': 'client.chat.completions.create',
+    '/v1/images/generations': 'client.images.generate',
+    '/v1/audio/speech': 'client.audio.speech.create',
+    '/v1/embeddings': 'client.embeddings.create',
+  }[path] || 'client.post';
+  return `import os\n${head}result = ${call}(\n${args}\n)`;
+}
+
+const SAMPLE_TOOL = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'The current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+
+function appendDelta(delta) {
+  if (!delta) return;
+  if (delta.content) $('pg-output').append(delta.content);
+  const reasoning = delta.reasoning_content || delta.reasoning;
+  if (reasoning) {
+    $('pg-reasoning-box').hidden = false;
+    $('pg-reasoning').append(reasoning);
+  }
+  for (const call of delta.tool_calls || []) {
+    const f = call.function || {};
+    if (f.name) $('pg-output').append(`\n[tool call] ${f.name}(`);
+    if (f.arguments) $('pg-output').append(f.arguments);
+  }
+}
+
+async function runChat(model, prompt) {
+  const stream = $('pg-stream').checked;
+  const body = { model, messages: [{ role: 'user', content: prompt }], stream };
+  if (stream) body.stream_options = { include_usage: true };
+  if ($('pg-tools').checked) body.tools = [SAMPLE_TOOL];
+  snippet('/v1/chat/completions', body);
+  if (!stream) {
+    const { data } = await api('POST', '/v1/chat/completions', body);
+    const msg = data.choices[0].message;
+    appendDelta({ content: msg.content, reasoning_content: msg.reasoning_content, tool_calls: msg.tool_calls });
+    if (data.usage) $('pg-status').textContent = `${data.usage.prompt_tokens} tokens in, ${data.usage.completion_tokens} out`;
+    return;
+  }
+  const r = await fetch('/v1/chat/completions', {
+    method: 'POST',
+    headers: authHeaders({ 'Content-Type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  $('pg-status').textContent = 'streaming…';
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      for (const line of event.split('\n')) {
+        if (!line.startsWith('data:')) continue;
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') continue;
+        let chunk;
+        try { chunk = JSON.parse(data); } catch (_) { continue; }
+        if (chunk.error) throw new ApiError(500, chunk);
+        if (chunk.choices && chunk.choices[0]) appendDelta(chunk.choices[0].delta);
+        if (chunk.usage) $('pg-status').textContent = `${chunk.usage.prompt_tokens} tokens in, ${chunk.usage.completion_tokens} out`;
+      }
+    }
+  }
+  if ($('pg-status').textContent === 'streaming…') $('pg-status').textContent = 'done';
+}
+
+async function runImage(model, prompt) {
+  const body = { model, prompt, n: 1, response_format: 'b64_json' };
+  snippet('/v1/images/generations', body);
+  const { data } = await api('POST', '/v1/images/generations', body);
+  const item = data.data[0];
+  $('pg-image').src = item.b64_json ? `data:image/png;base64,${item.b64_json}` : item.url;
+  $('pg-image').hidden = false;
+  $('pg-status').textContent = 'image ready';
+}
+
+async function runSpeech(model, prompt) {
+  const body = { model, input: prompt, voice: 'alloy' };
+  snippet('/v1/audio/speech', body, true);
+  const r = await fetch('/v1/audio/speech', {
+    method: 'POST',
+    headers: authHeaders({ 'Content-Type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  const blob = await r.blob();
+  $('pg-audio').src = URL.createObjectURL(blob);
+  $('pg-audio').hidden = false;
+  $('pg-status').textContent = `${blob.size} bytes of ${blob.type || 'audio'}`;
+}
+
+async function runTranscription(model) {
+  const file = $('pg-file').files[0];
+  if (!file) throw new Error('Choose an audio file first.');
+  const form = new FormData();
+  form.append('file', file);
+  form.append('model', model);
+  $('pg-snippet').textContent = `curl ${location.origin}/v1/audio/transcriptions \\\n  -H "Authorization: Bearer $CNG_KEY" \\\n  -F file=@${file.name} -F model=${model}`;
+  const { data } = await api('POST', '/v1/audio/transcriptions', form);
+  $('pg-output').textContent = data.text;
+}
+
+async function runEmbeddings(model, prompt) {
+  const body = { model, input: prompt };
+  snippet('/v1/embeddings', body);
+  const { data } = await api('POST', '/v1/embeddings', body);
+  const v = data.data[0].embedding;
+  $('pg-output').textContent = `${v.length} dimensions\n[${v.slice(0, 8).map((x) => x.toFixed(4)).join(', ')}, …]`;
+}
+
+async function run() {
+  resetOutput();
+  const mode = $('pg-mode').value;
+  const model = $('pg-model').value;
+  const prompt = $('pg-prompt').value;
+  $('pg-run').disabled = true;
+  try {
+    if (mode === 'chat') await runChat(model, prompt);
+    else if (mode === 'image') await runImage(model, prompt);
+    else if (mode === 'speech') await runSpeech(model, prompt);
+    else if (mode === 'transcription') await runTranscription(model);
+    else await runEmbeddings(model, prompt);
+  } catch (e) {
+    showError('pg-error', e);
+    $('pg-status').textContent = 'failed';
+  } finally {
+    $('pg-run').disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  $('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('signin-error').textContent = '';
+    const key = $('signin-key').value.trim();
+    if (!key) return;
+    try {
+      await signIn(key);
+      $('signin-key').value = '';
+    } catch (e) {
+      $('signin-error').textContent = e.message;
+    }
+  });
+  $('signout').addEventListener('click', signOut);
+  for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => switchTab(b.dataset.tab));
+  $('key-form').addEventListener('submit', createKey);
+  $('new-key-dismiss').addEventListener('click', forgetSecret);
+  $('new-key-copy').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('new-key-value').textContent);
+      $('new-key-copy').textContent = 'Copied';
+    } catch (_) {
+      $('new-key-copy').textContent = 'Select and copy by hand';
+    }
+  });
+  $('alias-form').addEventListener('submit', addAlias);
+  $('config-save').addEventListener('click', () => saveConfig(collectConfig()));
+  $('config-reload').addEventListener('click', () => loadConfig().then(() => { $('config-status').textContent = 'Reloaded.'; }));
+  $('config-json-apply').addEventListener('click', () => {
+    clearInvalid();
+    try {
+      const doc = JSON.parse($('config-json').value);
+      doc.version = state.config.version;
+      state.config = doc;
+      renderConfig();
+      showError('config-error', null);
+    } catch (e) {
+      showError('config-error', e);
+      $('config-json').classList.add('invalid');
+    }
+  });
+  $('config-export').addEventListener('click', () => exportConfig().catch((e) => showError('config-error', e)));
+  $('config-import').addEventListener('change', importConfig);
+  $('usage-form').addEventListener('submit', loadUsage);
+  $('discover-run').addEventListener('click', () => discover(false));
+  $('discover-accept').addEventListener('click', () => discover(true));
+  $('pg-mode').addEventListener('change', fillModelSelect);
+  $('pg-run').addEventListener('click', run);
+  const saved = sessionStorage.getItem(KEY_STORAGE);
+  if (saved) signIn(saved).catch(() => sessionStorage.removeItem(KEY_STORAGE));
+}
+
+wire();
