@@ -26,9 +26,15 @@
 //! names the request), and messages are scrubbed of the configured secret as a last
 //! guard.
 //!
+//! In a Worker (feature `worker`, wasm32), [`binding`] runs Workers AI through the `AI`
+//! binding and [`binding::Fallback`] retries platform failures through the REST API
+//! over [`WorkerFetch`].
+//!
 //! Backends are combined with enums, not `dyn Backend` (the trait returns
 //! `impl Future` and is not object-safe): see [`AnyBackend`].
 
+pub mod binding;
+pub mod catalog;
 pub mod http;
 #[cfg(feature = "native")]
 pub mod native;
@@ -36,7 +42,9 @@ pub mod openai;
 pub mod rest;
 mod retry;
 pub mod unconfigured;
+pub mod worker_fetch;
 
+pub use catalog::CatalogSearch;
 pub use cng_core;
 pub use http::{HttpClient, MaybeSync, collect_body};
 #[cfg(feature = "native")]
@@ -45,6 +53,7 @@ pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use rest::{RestBackend, RestConfig};
 pub use retry::MAX_DELAY as MAX_RETRY_DELAY;
 pub use unconfigured::Unconfigured;
+pub use worker_fetch::{FetchTimeouts, WorkerFetch};
 
 #[cfg(feature = "native")]
 pub use any::AnyBackend;
