@@ -8,6 +8,7 @@
 pub mod cli;
 mod http;
 pub mod keys;
+mod operate;
 pub mod serve;
 pub mod services;
 pub mod store;

@@ -168,11 +168,21 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
         },
         ..GatewayConfig::default()
     };
-    let gateway = Arc::new(Gateway::new(backend, store, services, config));
+    let usage = crate::operate::usage_sink(&args.data.data)?;
+    let mut gateway = Gateway::new(backend, store, services, config).with_usage(usage.clone());
+    if let Some(search) = crate::operate::model_search(&args, &env) {
+        gateway = gateway.with_model_search(search);
+    }
+    let gateway = Arc::new(gateway);
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
     let (tx, rx) = watch::channel(false);
+    let flusher = crate::operate::spawn_flusher(usage, rx.clone());
     let grace = Duration::from_secs(args.shutdown_grace);
-    let task = tokio::spawn(accept_loop(listener, gateway, rx, grace));
+    let task = tokio::spawn(async move {
+        accept_loop(listener, gateway, rx, grace).await;
+        // The last seconds of usage are written before the process ends.
+        let _ = flusher.await;
+    });
     Ok(Running {
         addr,
         created_admin_key,

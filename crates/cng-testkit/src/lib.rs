@@ -11,6 +11,8 @@
 //!   answered the same way.)
 //! - `POST /v1/chat/completions` (or any path ending in `/chat/completions`): an
 //!   OpenAI-compatible upstream, answering OpenAI-shaped bodies, chunks and errors.
+//! - `GET /client/v4/accounts/{account_id}/ai/models/search`: a fake model catalog
+//!   (paginated, bearer token required; see `data/models-search.json`).
 //! - `GET /__requests`: every recorded request as a JSON array of [`RecordedRequest`];
 //!   `DELETE /__requests` clears it; `GET /__health`: 200.
 //!
@@ -40,6 +42,7 @@
 //! | `!garbage` | 200 `application/json` with a body that is not JSON |
 
 mod body;
+mod catalog;
 mod corpus;
 mod server;
 

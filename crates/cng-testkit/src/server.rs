@@ -124,6 +124,9 @@ async fn handle(
     if path.starts_with("/__") {
         return Ok(admin(&shared, &parts.method, &path));
     }
+    if path.ends_with("/ai/models/search") {
+        return Ok(crate::catalog::search(&parts.method, &parts.headers, parts.uri.query()));
+    }
 
     let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
     let recorded_body = match &json_body {
