@@ -58,7 +58,7 @@ BASE_FIELDS = [
     "description",
     "source",
 ]
-EXTRA_FIELDS = ["dimensions", "max_batch", "output", "input", "max_side", "voices", "notes"]
+EXTRA_FIELDS = ["dimensions", "max_batch", "matryoshka", "output", "input", "max_side", "voices", "inputs", "notes"]
 
 CHAT_SCHEMAS = {None, "legacy", "v2025", "openai", "gpt-oss"}
 VISION = {"none", "content_parts", "image_field"}
@@ -364,6 +364,12 @@ def derive_text_to_image(rec, in_branches, sout):
         rec["output"] = "png_bytes"
     else:
         rec["output"] = "base64_json"
+    # Every declared input field with its [min, max] (null for an undeclared bound).
+    rec["inputs"] = {
+        k: [bound(v, "minimum"), bound(v, "maximum")]
+        for k, v in sorted(props.items())
+        if k != "multipart" and isinstance(v, dict)
+    }
     sides = [bound(props.get(k), "maximum") for k in ("width", "height")]
     sides = [s for s in sides if s is not None]
     if sides:
@@ -475,7 +481,21 @@ def main(argv: list[str]) -> int:
         rec = derive(entry)
         by_id[rec["id"]] = rec
     for rec in extras:
-        by_id[rec["id"]] = rec  # extras override
+        if rec.get("patch"):
+            # A patch adds facts to a derived entry: its fields win, its `patch_source`
+            # (where those facts were read) joins the entry's notes.
+            base = by_id.get(rec["id"])
+            if base is None:
+                raise ValueError(f"{rec['id']}: patch for a model that is not in the shared extract")
+            merged = dict(base)
+            for k, v in rec.items():
+                if k not in ("patch", "patch_source"):
+                    merged[k] = v
+            note = f"Patched: {', '.join(k for k in rec if k not in ('id', 'patch', 'patch_source'))} from {rec['patch_source']}."
+            merged["notes"] = " ".join(n for n in (base.get("notes"), note) if n)
+            by_id[rec["id"]] = merged
+        else:
+            by_id[rec["id"]] = rec  # extras override
 
     models = [normalize(by_id[k]) for k in sorted(by_id)]
     out = {"generated_by": "scripts/gen-catalog.py", "models": models}

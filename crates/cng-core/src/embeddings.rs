@@ -181,7 +181,9 @@ pub fn complete(
         };
         let embedding = match plan.encoding {
             // Widening an f32 to f64 is exact, so both encodings decode to equal floats.
-            EncodingFormat::Float => EmbeddingVector::Float(v.iter().map(|&x| f64::from(x)).collect()),
+            EncodingFormat::Float => {
+                EmbeddingVector::Float(v.iter().map(|&x| f64::from(x)).collect())
+            }
             EncodingFormat::Base64 => {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 EmbeddingVector::Base64(STANDARD.encode(bytes))
@@ -223,7 +225,11 @@ fn shorten(v: Vec<f32>, d: usize, matryoshka: bool, model: &str) -> Result<Vec<f
         ));
     }
     let mut cut: Vec<f32> = v.into_iter().take(d).collect();
-    let norm = cut.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let norm = cut
+        .iter()
+        .map(|x| f64::from(*x).powi(2))
+        .sum::<f64>()
+        .sqrt();
     if norm > 0.0 {
         for x in &mut cut {
             *x = (f64::from(*x) / norm) as f32;

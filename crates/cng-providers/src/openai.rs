@@ -1,5 +1,7 @@
 //! Any OpenAI-compatible upstream (vLLM, Ollama, llama.cpp, OpenAI, Cloudflare's
-//! `/ai/v1`): `POST {base_url}/chat/completions`, the input object plus `model`.
+//! `/ai/v1`): `POST {base_url}/chat/completions` (or the endpoint of the request's
+//! task: `/embeddings`, `/images/generations`, `/audio/speech`, ...), the input object
+//! plus `model`, or a multipart upload as it is.
 //!
 //! Answers are OpenAI's own bodies, returned as they are (no envelope); errors are
 //! OpenAI's `{"error": {"message", "type", "code"}}` (or the looser shapes some
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cng_core::backend::{Backend, InferenceRequest, Input, Output};
+use cng_core::catalog::Task;
 use cng_core::{Error, ErrorKind};
 use serde_json::Value;
 
@@ -87,37 +90,44 @@ impl<H: HttpClient> OpenAiBackend<H> {
     }
 
     fn prepare(&self, request: InferenceRequest) -> Result<Prepared, Error> {
-        let mut body = match request.input {
-            Input::Json(Value::Object(map)) => map,
+        let path = endpoint(request.task, matches!(request.input, Input::Bytes { .. }));
+        let (body, content_type) = match request.input {
+            Input::Json(Value::Object(mut body)) => {
+                body.insert("model".to_string(), Value::String(request.model));
+                if request.stream {
+                    body.insert("stream".to_string(), Value::Bool(true));
+                }
+                let body = serde_json::to_vec(&body)
+                    .map_err(|_| Error::internal("the upstream request could not be serialised"))?;
+                (
+                    Bytes::from(body),
+                    http::HeaderValue::from_static("application/json"),
+                )
+            }
             Input::Json(_) => {
                 return Err(Error::internal(
                     "the input for an OpenAI-compatible upstream must be a JSON object",
                 ));
             }
-            Input::Bytes { .. } => {
+            // A multipart upload (audio, images to edit), which names its model itself.
+            Input::Bytes { .. } if !takes_uploads(request.task) => {
                 return Err(Error::invalid_request(
                     "this upstream only serves JSON endpoints",
                 ));
             }
+            Input::Bytes { body, content_type } => (
+                body,
+                http::HeaderValue::from_str(&content_type).map_err(|_| {
+                    Error::invalid_request("the input's content type is not a valid header value")
+                })?,
+            ),
         };
-        body.insert("model".to_string(), Value::String(request.model));
-        if request.stream {
-            body.insert("stream".to_string(), Value::Bool(true));
-        }
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| Error::internal("the upstream request could not be serialised"))?;
 
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
         let uri = http::Uri::try_from(url)
             .map_err(|_| misconfigured("the configured upstream URL is not a valid URL"))?;
         let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
+        headers.insert(http::header::CONTENT_TYPE, content_type);
         if let Some(key) = &self.config.api_key {
             headers.insert(
                 http::header::AUTHORIZATION,
@@ -126,15 +136,12 @@ impl<H: HttpClient> OpenAiBackend<H> {
                 })?,
             );
         }
-        Ok(Prepared {
-            uri,
-            headers,
-            body: Bytes::from(body),
-        })
+        Ok(Prepared { uri, headers, body })
     }
 
     async fn run_inner(&self, request: InferenceRequest) -> Result<Output, Error> {
         let stream = request.stream;
+        let task = request.task;
         let prepared = self.prepare(request)?;
         let policy = RetryPolicy {
             retries: self.config.retries,
@@ -150,8 +157,23 @@ impl<H: HttpClient> OpenAiBackend<H> {
             let err = map_error(status, &bytes);
             return Err(with_retry_after(err, status, &parts.headers));
         }
-        if media_type(&parts.headers).as_deref() == Some("text/event-stream") {
+        let media = media_type(&parts.headers);
+        if media.as_deref() == Some("text/event-stream") {
             return Ok(Output::Stream(body));
+        }
+        // Speech audio and plain-text transcripts come back as they are.
+        if let Some(m) = media
+            .as_deref()
+            .filter(|m| answers_bytes(task) && !crate::http::is_json(m))
+        {
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(m)
+                .to_string();
+            let body = collect_body(body, self.config.max_response_bytes).await?;
+            return Ok(Output::Bytes { body, content_type });
         }
         // Whatever the content type says (some servers omit it), the body must be JSON.
         let bytes = collect_body(body, self.config.max_response_bytes).await?;
@@ -173,6 +195,38 @@ impl<H: HttpClient> Backend for OpenAiBackend<H> {
             None => result,
         }
     }
+}
+
+/// The OpenAI endpoint of a task (`bytes`: the input is a multipart upload).
+fn endpoint(task: Task, bytes: bool) -> &'static str {
+    match (task, bytes) {
+        (Task::TextEmbeddings, _) => "/embeddings",
+        (Task::TextToImage, false) => "/images/generations",
+        (Task::TextToImage, true) => "/images/edits",
+        (Task::TextToSpeech, _) => "/audio/speech",
+        (Task::AutomaticSpeechRecognition, _) => "/audio/transcriptions",
+        // Speech translated into English (text translation has no OpenAI endpoint).
+        (Task::Translation, true) => "/audio/translations",
+        (Task::TextClassification, _) => "/moderations",
+        _ => "/chat/completions",
+    }
+}
+
+/// Tasks whose OpenAI endpoint takes a multipart upload.
+fn takes_uploads(task: Task) -> bool {
+    matches!(
+        task,
+        Task::TextToImage | Task::AutomaticSpeechRecognition | Task::Translation
+    )
+}
+
+/// Tasks whose OpenAI endpoint may answer something other than JSON (audio, or a
+/// transcript as text, SRT or WebVTT).
+fn answers_bytes(task: Task) -> bool {
+    matches!(
+        task,
+        Task::TextToSpeech | Task::AutomaticSpeechRecognition | Task::Translation
+    )
 }
 
 /// What an error body says: message, OpenAI `type`, `code`, `param`.
@@ -320,6 +374,25 @@ mod tests {
         assert_eq!(e.status().as_u16(), 502);
         let e = map_error(301, b"");
         assert_eq!(e.status().as_u16(), 502);
+    }
+
+    #[test]
+    fn routes_by_task() {
+        assert_eq!(endpoint(Task::TextGeneration, false), "/chat/completions");
+        assert_eq!(endpoint(Task::TextEmbeddings, false), "/embeddings");
+        assert_eq!(endpoint(Task::TextToImage, false), "/images/generations");
+        assert_eq!(endpoint(Task::TextToImage, true), "/images/edits");
+        assert_eq!(endpoint(Task::TextToSpeech, false), "/audio/speech");
+        assert_eq!(
+            endpoint(Task::AutomaticSpeechRecognition, true),
+            "/audio/transcriptions"
+        );
+        assert_eq!(endpoint(Task::Translation, true), "/audio/translations");
+        assert_eq!(endpoint(Task::TextClassification, false), "/moderations");
+        assert!(
+            takes_uploads(Task::AutomaticSpeechRecognition) && !takes_uploads(Task::TextGeneration)
+        );
+        assert!(answers_bytes(Task::TextToSpeech) && !answers_bytes(Task::TextGeneration));
     }
 
     #[test]

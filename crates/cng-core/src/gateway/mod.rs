@@ -27,6 +27,7 @@ mod responses;
 mod routes;
 mod translations;
 mod ui;
+mod upload;
 
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ use crate::usage::{MemoryUsage, SharedSink, UsageEvent};
 
 /// Default limit of a JSON request body: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default limit of a multipart upload: 25 MiB, OpenAI's limit for audio files.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 
 /// Host-provided time, ids and randomness.
 pub struct Services {
@@ -75,6 +78,14 @@ pub struct GatewayConfig {
     /// How long an instance may serve a cached config document without asking the
     /// store (0 = ask on every request; see `config::live`).
     pub config_ttl_seconds: u64,
+    /// Limit of a multipart upload (audio files, images to edit).
+    pub max_upload_bytes: usize,
+    /// The origin clients reach cng at (`https://ai.example.com`), for the links of
+    /// `response_format: url` images; unset: taken from the request's `Host`.
+    pub public_url: Option<String>,
+    /// Key names whose `GET /v1/models` shows only the OpenAI model names (aliases),
+    /// owned by `openai`, as the reference product's "spoofed" keys.
+    pub spoofed_keys: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -87,6 +98,9 @@ impl Default for GatewayConfig {
             aliases: AliasTable::default(),
             catalog: Arc::new(Catalog::builtin().clone()),
             config_ttl_seconds: 0,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            public_url: None,
+            spoofed_keys: Vec::new(),
         }
     }
 }

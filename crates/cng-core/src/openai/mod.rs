@@ -1,7 +1,11 @@
 //! OpenAI's wire formats, as cng's clients speak them.
 
+pub mod audio;
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
+pub mod images;
+pub mod moderations;
 
 use serde::de::DeserializeOwned;
 
