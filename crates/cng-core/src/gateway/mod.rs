@@ -83,9 +83,6 @@ pub struct GatewayConfig {
     /// The origin clients reach cng at (`https://ai.example.com`), for the links of
     /// `response_format: url` images; unset: taken from the request's `Host`.
     pub public_url: Option<String>,
-    /// Key names whose `GET /v1/models` shows only the OpenAI model names (aliases),
-    /// owned by `openai`, as the reference product's "spoofed" keys.
-    pub spoofed_keys: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -100,7 +97,6 @@ impl Default for GatewayConfig {
             config_ttl_seconds: 0,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             public_url: None,
-            spoofed_keys: Vec::new(),
         }
     }
 }
