@@ -110,7 +110,12 @@ const loaders = {
   config: () => loadConfig(),
   usage: () => loadUsage(),
   models: () => loadModels(),
-  playground: () => fillModelSelect(),
+  playground: async () => {
+    // Aliases may have changed since sign-in.
+    state.models = (await api('GET', '/v1/models')).data.data || [];
+    fillModelList();
+    await fillModelSelect();
+  },
 };
 
 function switchTab(name) {
@@ -181,6 +186,9 @@ async function loadKeys() {
       el('td', {}, spoof),
       el('td', {}, rotate, ' ', toggle, ' ', del));
   });
+  if (!rows.length) {
+    rows.push(el('tr', { class: 'empty' }, el('td', { colSpan: 8, class: 'muted', text: 'No stored keys yet. (A bootstrap admin key from CNG_ADMIN_KEY is never listed.)' })));
+  }
   $('keys-table').tBodies[0].replaceChildren(...rows);
 }
 
