@@ -94,7 +94,9 @@ impl<H: HttpClient> CatalogSearch<H> {
             .and_then(Value::as_array)
             .cloned()
             .ok_or_else(|| Error::upstream("the model catalog answered without a `result` list"))?;
-        let total = v.pointer("/result_info/total_count").and_then(Value::as_u64);
+        let total = v
+            .pointer("/result_info/total_count")
+            .and_then(Value::as_u64);
         Ok((items, total))
     }
 

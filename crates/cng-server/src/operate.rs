@@ -45,7 +45,10 @@ pub fn spawn_flusher(usage: Arc<NativeUsage>, mut stop: watch::Receiver<bool>) -
             }
         }
         if let Err(e) = usage.flush().await {
-            tracing::warn!(error = e.message(), "usage of the last seconds could not be written");
+            tracing::warn!(
+                error = e.message(),
+                "usage of the last seconds could not be written"
+            );
         }
     })
 }

@@ -59,7 +59,10 @@ async fn call(
     let resp = r.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn chat(model: &str) -> Value {
@@ -73,12 +76,24 @@ async fn discovery_reads_every_page_of_the_upstream_catalog_and_accepts() {
     let server = start(&fake, dir.path()).await;
     let (status, d) = call(&server, Method::POST, "/api/discover", Some(ADMIN), None).await;
     assert_eq!(status, 200, "{d}");
-    assert!(d["listed"].as_u64().unwrap() > 100, "both pages were read: {}", d["listed"]);
-    let new: Vec<&str> = d["new"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(
+        d["listed"].as_u64().unwrap() > 100,
+        "both pages were read: {}",
+        d["listed"]
+    );
+    let new: Vec<&str> = d["new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(new.contains(&"@cf/cng-test/tiny-chat-1b"), "{new:?}");
     let changed = d["changed"].as_array().unwrap();
     assert!(
-        changed.iter().any(|c| c["id"] == "@cf/meta/llama-3.2-3b-instruct" && c["changes"][0]["field"] == "context_window"),
+        changed
+            .iter()
+            .any(|c| c["id"] == "@cf/meta/llama-3.2-3b-instruct"
+                && c["changes"][0]["field"] == "context_window"),
         "{changed:?}"
     );
     let (status, d) = call(
@@ -105,26 +120,67 @@ async fn usage_is_stored_and_survives_a_restart() {
     let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = start(&fake, dir.path()).await;
-    let (status, created) = call(&server, Method::POST, "/api/keys", Some(ADMIN), Some(json!({"name": "app"}))).await;
+    let (status, created) = call(
+        &server,
+        Method::POST,
+        "/api/keys",
+        Some(ADMIN),
+        Some(json!({"name": "app"})),
+    )
+    .await;
     assert_eq!(status, 201);
     let key = created["key"].as_str().unwrap().to_string();
     for _ in 0..3 {
-        let (status, body) = call(&server, Method::POST, "/v1/chat/completions", Some(&key), Some(chat("gpt-4o-mini"))).await;
+        let (status, body) = call(
+            &server,
+            Method::POST,
+            "/v1/chat/completions",
+            Some(&key),
+            Some(chat("gpt-4o-mini")),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (_, u) = call(&server, Method::GET, "/api/usage?key=app", Some(ADMIN), None).await;
+    let (_, u) = call(
+        &server,
+        Method::GET,
+        "/api/usage?key=app",
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(u["totals"]["requests"], 3, "{u}");
     // Revoked over HTTP: refused on the next request.
     let (status, _) = call(&server, Method::DELETE, "/api/keys/app", Some(ADMIN), None).await;
     assert_eq!(status, 200);
-    let (status, body) = call(&server, Method::POST, "/v1/chat/completions", Some(&key), Some(chat("gpt-4o-mini"))).await;
-    assert_eq!((status, body["error"]["code"].clone()), (401, json!("invalid_api_key")));
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        "/v1/chat/completions",
+        Some(&key),
+        Some(chat("gpt-4o-mini")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("invalid_api_key"))
+    );
     // One more counted request, then a restart on the same data dir.
-    call(&server, Method::POST, "/v1/chat/completions", Some(ADMIN), Some(chat("gpt-4o-mini"))).await;
+    call(
+        &server,
+        Method::POST,
+        "/v1/chat/completions",
+        Some(ADMIN),
+        Some(chat("gpt-4o-mini")),
+    )
+    .await;
     server.shutdown().await;
     let server = start(&fake, dir.path()).await;
     let (_, u) = call(&server, Method::GET, "/api/usage", Some(ADMIN), None).await;
-    assert_eq!(u["totals"]["requests"], 4, "written at shutdown, read back: {u}");
+    assert_eq!(
+        u["totals"]["requests"], 4,
+        "written at shutdown, read back: {u}"
+    );
     assert_eq!(u["by_key"].as_array().unwrap().len(), 2);
     let (status, page) = call(&server, Method::GET, "/", None, None).await;
     assert_eq!(status, 200);

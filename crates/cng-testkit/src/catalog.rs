@@ -33,7 +33,11 @@ fn error(status: StatusCode, code: u64, message: &str) -> Response<ScriptedBody>
 }
 
 /// Answers a catalog search (GET only; a bearer token is required, any token works).
-pub(crate) fn search(method: &Method, headers: &HeaderMap, query: Option<&str>) -> Response<ScriptedBody> {
+pub(crate) fn search(
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Response<ScriptedBody> {
     if method != Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, 7001, "Method not allowed");
     }
@@ -97,6 +101,10 @@ mod tests {
         let all: Value = serde_json::from_str(CATALOG).unwrap();
         let items = all["result"].as_array().unwrap();
         assert!(items.len() > 100, "two pages at per_page=100");
-        assert!(items.iter().any(|m| m["name"] == "@cf/cng-test/tiny-chat-1b"));
+        assert!(
+            items
+                .iter()
+                .any(|m| m["name"] == "@cf/cng-test/tiny-chat-1b")
+        );
     }
 }
