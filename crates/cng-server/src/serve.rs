@@ -53,6 +53,54 @@ impl UpstreamEnv {
 /// The native gateway type.
 pub type NativeGateway = Gateway<AnyBackend, SqliteStore>;
 
+/// How long a connection may take to send a complete request head. Cuts slowloris
+/// clients (headers sent a byte at a time hold a connection forever otherwise); it also
+/// closes keep-alive connections idle that long (clients reconnect transparently).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the server holds right now: open connections, and requests whose answer is
+/// not finished (a stream counts until its last byte is written or the client leaves).
+/// Tests check both return to zero after a fault: nothing leaks.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    connections: std::sync::atomic::AtomicUsize,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl InFlight {
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn enter(self: &Arc<Self>, connection: bool) -> InFlightGuard {
+        let counter = if connection {
+            &self.connections
+        } else {
+            &self.requests
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(self.clone(), connection)
+    }
+}
+
+/// Counts one connection or request while alive.
+struct InFlightGuard(Arc<InFlight>, bool);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let counter = if self.1 {
+            &self.0.connections
+        } else {
+            &self.0.requests
+        };
+        counter.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -60,6 +108,7 @@ pub struct Running {
     pub created_admin_key: Option<String>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    in_flight: Arc<InFlight>,
 }
 
 impl Running {
@@ -72,6 +121,11 @@ impl Running {
     /// Waits until the server stops (after a signal).
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+
+    /// Live counts of open connections and unfinished requests.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
     }
 
     /// A handle that stops the server when sent `true` (signal handlers use it).
@@ -175,11 +229,13 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
     }
     let gateway = Arc::new(gateway);
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
+    let in_flight = Arc::new(InFlight::default());
+    let counts = in_flight.clone();
     let (tx, rx) = watch::channel(false);
     let flusher = crate::operate::spawn_flusher(usage, rx.clone());
     let grace = Duration::from_secs(args.shutdown_grace);
     let task = tokio::spawn(async move {
-        accept_loop(listener, gateway, rx, grace).await;
+        accept_loop(listener, gateway, rx, grace, counts).await;
         // The last seconds of usage are written before the process ends.
         let _ = flusher.await;
     });
@@ -187,6 +243,7 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
         addr,
         created_admin_key,
         shutdown: tx,
+        in_flight,
         task,
     })
 }
@@ -196,22 +253,38 @@ async fn accept_loop(
     gateway: Arc<NativeGateway>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    in_flight: Arc<InFlight>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                // SSE events are small writes: without this, Nagle's algorithm holds
+                // each one until the previous is acknowledged (up to 40 ms).
+                let _ = stream.set_nodelay(true);
                 let gateway = gateway.clone();
+                let counts = in_flight.clone();
+                let connection = in_flight.enter(true);
                 let service = service_fn(move |req| {
                     let gateway = gateway.clone();
-                    async move { Ok::<_, std::convert::Infallible>(serve_one(&gateway, req, peer).await) }
+                    let counts = counts.clone();
+                    async move { Ok::<_, std::convert::Infallible>(serve_one(&gateway, req, peer, &counts).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(connection);
                 });
             }
             _ = stop.changed() => break,
@@ -234,7 +307,9 @@ async fn serve_one(
     gateway: &NativeGateway,
     req: hyper::Request<hyper::body::Incoming>,
     peer: SocketAddr,
+    in_flight: &Arc<InFlight>,
 ) -> hyper::Response<crate::http::OutBody> {
+    let guard = in_flight.enter(false);
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -261,7 +336,16 @@ async fn serve_one(
     if !log.ignored.is_empty() {
         tracing::debug!(target: "cng::request", request_id = log.request_id, ignored = log.ignored.join(","), "unknown request fields ignored");
     }
-    crate::http::response(resp)
+    // The request stays counted until hyper drops its body (finished or abandoned).
+    crate::http::response(resp).map(|body| {
+        http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_frame(
+            body,
+            move |frame| {
+                let _counted = &guard;
+                frame
+            },
+        ))
+    })
 }
 
 /// `admin`, or `admin-2`, `admin-3`… when that name is taken by another key.
