@@ -167,10 +167,21 @@ pub(crate) fn raw_request_text(body: &Value) -> Option<String> {
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
         return content_text(last_user.get("content")?);
     }
+    // `prompt` (images, MeloTTS), `input` (OpenAI embeddings, speech, moderation),
+    // `text` (Workers AI embeddings, Aura, m2m100); arrays of strings are joined.
     ["prompt", "input", "text"]
         .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_str))
-        .map(str::to_owned)
+        .find_map(|k| match body.get(*k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            _ => None,
+        })
 }
 
 fn content_text(content: &Value) -> Option<String> {
@@ -216,9 +227,10 @@ fn load_answer(case_dir: &Path) -> io::Result<Option<Answer>> {
     if bin.is_file() {
         let case_json = case_dir.join("case.json");
         let content_type = if case_json.is_file() {
-            read_json(&case_json)?
-                .get("content_type")
-                .and_then(Value::as_str)
+            let case = read_json(&case_json)?;
+            ["content_type", "upstream_content_type"]
+                .iter()
+                .find_map(|k| case.get(*k).and_then(Value::as_str))
                 .map(str::to_owned)
         } else {
             None

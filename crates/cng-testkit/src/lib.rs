@@ -44,6 +44,7 @@
 mod body;
 mod catalog;
 mod corpus;
+mod media;
 mod server;
 
 use std::collections::BTreeMap;

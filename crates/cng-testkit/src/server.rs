@@ -125,10 +125,18 @@ async fn handle(
         return Ok(admin(&shared, &parts.method, &path));
     }
     if path.ends_with("/ai/models/search") {
-        return Ok(crate::catalog::search(&parts.method, &parts.headers, parts.uri.query()));
+        return Ok(crate::catalog::search(
+            &parts.method,
+            &parts.headers,
+            parts.uri.query(),
+        ));
     }
 
     let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let request_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let recorded_body = match &json_body {
         Some(v) => v.clone(),
         None if bytes.is_empty() => Value::Null,
@@ -198,7 +206,13 @@ async fn handle(
     let mut res = match (&directive_text, case) {
         (Some(text), _) => directive(&shared, &ctx, text).await,
         (None, Some(case)) => render(&ctx, &case.answer),
-        (None, None) => default_answer(&ctx),
+        (None, None) => match ctx.flavor {
+            Flavor::WorkersAi => {
+                crate::media::default_answer((!body.is_null()).then_some(&body), request_type)
+                    .unwrap_or_else(|| default_answer(&ctx))
+            }
+            Flavor::OpenAi => default_answer(&ctx),
+        },
     };
     if let Ok(v) = HeaderValue::from_str(&answered_with) {
         res.headers_mut().insert("x-fake-answer", v);
