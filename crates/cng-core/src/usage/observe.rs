@@ -47,13 +47,31 @@ impl Tokens {
     }
 }
 
-/// The usage in a whole JSON answer.
+/// The top-level `usage` of a JSON answer, read without building the rest of the
+/// document (embeddings and images answers can be megabytes: serde skips them).
+#[derive(serde::Deserialize)]
+struct UsageProbe {
+    #[serde(default)]
+    usage: Option<UsageFields>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageFields {
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: Option<u64>,
+}
+
+/// The usage in a whole JSON answer (every dialect puts it at the top level).
 pub fn tokens_from_json(body: &[u8]) -> Tokens {
-    let mut t = Tokens::default();
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        t.absorb(&v);
+    match serde_json::from_slice::<UsageProbe>(body) {
+        Ok(UsageProbe { usage: Some(u) }) => Tokens {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+        },
+        _ => Tokens::default(),
     }
-    t
 }
 
 /// Watches SSE bytes for usage and error events.
