@@ -201,6 +201,31 @@ test('generate an image and see it rendered', async (t) => {
   await shot('06-playground-image.png', 'image ready');
 });
 
+test('embeddings show their dimensions; speech plays in an audio player', async () => {
+  await page.selectOption('#pg-mode', 'embeddings');
+  await page.waitForSelector('#pg-model option[value="text-embedding-3-small"]', { state: 'attached' });
+  await page.selectOption('#pg-model', 'text-embedding-3-small');
+  await page.fill('#pg-prompt', 'Browser panel: embed this sentence.');
+  await page.click('#pg-run');
+  await page.waitForFunction(() => document.getElementById('pg-output').textContent || document.getElementById('pg-error').textContent);
+  assert.equal(await textOf('#pg-error'), '');
+  assert.match(await textOf('#pg-output'), /^768 dimensions\n\[/);
+  await page.selectOption('#pg-mode', 'speech');
+  await page.waitForSelector('#pg-model option[value="tts-1"]', { state: 'attached' });
+  await page.selectOption('#pg-model', 'tts-1');
+  await page.fill('#pg-prompt', 'Browser panel: say hello.');
+  await page.click('#pg-run');
+  await page.waitForFunction(() => !document.getElementById('pg-audio').hidden || document.getElementById('pg-error').textContent);
+  assert.equal(await textOf('#pg-error'), '');
+  const duration = await page.$eval('#pg-audio', (a) => new Promise((resolve) => {
+    if (a.readyState >= 1) resolve(a.duration);
+    else a.addEventListener('loadedmetadata', () => resolve(a.duration), { once: true });
+  }));
+  assert.ok(Math.abs(duration - 0.5) < 0.05, `the audio decodes: ${duration} s`);
+  assert.match(await page.$eval('#pg-audio', (a) => a.src), /^blob:/);
+  await shot('07-playground-speech.png', 'bytes of audio');
+});
+
 test('usage, status, health badges and discovery', async () => {
   await page.click('nav button[data-tab=usage]');
   await page.click('#usage-refresh');
@@ -210,7 +235,7 @@ test('usage, status, health badges and discovery', async () => {
   assert.ok(await page.$('#usage-chart .bar .fill'), 'a bar per model');
   const models = await textOf('#usage-models');
   assert.ok(models.includes('@cf/meta/llama-3.1-8b-instruct'), models);
-  await shot('07-usage.png', 'estimated neurons');
+  await shot('08-usage.png', 'estimated neurons');
   await page.click('nav button[data-tab=models]');
   await page.waitForSelector('#models-table tbody tr');
   await page.waitForFunction(() => /reachable/.test(document.getElementById('status-line').textContent));
@@ -220,7 +245,7 @@ test('usage, status, health badges and discovery', async () => {
   });
   await page.click('#discover-run');
   await page.waitForFunction(() => document.getElementById('discover-result').textContent.includes('@cf/cng-test/tiny-chat-1b'));
-  await shot('08-models-discovery.png', 'tiny-chat-1b');
+  await shot('09-models-discovery.png', 'tiny-chat-1b');
 });
 
 test('a client key gets the playground only, for its own models', async () => {
@@ -236,7 +261,7 @@ test('a client key gets the playground only, for its own models', async () => {
   assert.deepEqual(options, ['gpt-4o-mini']);
   const status = await page.evaluate(async () => (await fetch('/api/keys', { headers: { authorization: `Bearer ${sessionStorage.getItem('cng.key')}` } })).status);
   assert.equal(status, 403, 'the admin API refuses the key whatever the page does');
-  await shot('09-client-playground.png', 'Playground');
+  await shot('10-client-playground.png', 'Playground');
 });
 
 test('no script error and no Content-Security-Policy violation', async () => {
