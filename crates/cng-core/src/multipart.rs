@@ -246,6 +246,33 @@ mod tests {
     }
 
     #[test]
+    fn any_split_of_the_body_reads_the_same_form() {
+        let (body, ct) = FormWriter::new("XyZ-boundary")
+            .text("model", "whisper-1")
+            .file(
+                "file",
+                "a.wav",
+                "audio/wav",
+                b"RIFF\0\0\0\0WAVE--XyZ-boundar",
+            )
+            .finish();
+        let b = boundary(Some(&ct)).unwrap();
+        let whole = read(Body::Full(body.clone()), b.clone(), 1 << 20)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        for i in 0..=body.len() {
+            let chunks = vec![Ok(body.slice(..i)), Ok(body.slice(i..))];
+            let stream = Body::Stream(Box::pin(futures_util::stream::iter(chunks)));
+            let form = read(stream, b.clone(), 1 << 20)
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            assert_eq!(form, whole, "split at byte {i}");
+        }
+    }
+
+    #[test]
     fn over_the_limit_is_413_and_garbage_is_400() {
         let (body, ct) = FormWriter::new("b")
             .file("file", "a.wav", "audio/wav", &[0u8; 4096])

@@ -299,3 +299,81 @@ fn openai_compatible_upstreams_get_the_request_through() {
         text.contains("name=\"model\"\r\n\r\nwhisper-1\r\n") && text.contains("filename=\"a.wav\"")
     );
 }
+
+#[test]
+fn models_list_media_models_and_spoofing_keys_see_openai_names_only() {
+    let clock = Moving(Arc::new(AtomicU64::new(1_700_000_000)));
+    let g = gateway(
+        Fixed::new(|| Output::Json(json!({}))),
+        clock.clone(),
+        GatewayConfig::default(),
+    );
+    let get = |path: &str, key: &str| {
+        json_of(block_on(
+            g.handle(
+                Request::get(path)
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Body::Empty)
+                    .unwrap(),
+            ),
+        ))
+    };
+    let (_, all) = get("/v1/models", ADMIN);
+    let find = |id: &str| {
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} is not listed"))
+    };
+    let aura = find("@cf/deepgram/aura-2-en");
+    assert_eq!(aura["task"], "text-to-speech");
+    assert_eq!(aura["aliases"], json!(["tts-1", "tts-1-hd"]));
+    assert_eq!(
+        find("whisper-1")["alias_for"],
+        "@cf/openai/whisper-large-v3-turbo"
+    );
+    assert_eq!(find("@cf/baai/bge-m3")["context_window"], 60000);
+    for id in [
+        "@cf/meta/llama-guard-3-8b",
+        "@cf/meta/m2m100-1.2b",
+        "@cf/leonardo/phoenix-1.0",
+    ] {
+        find(id);
+    }
+
+    let (key, _) = block_on(cng_core::auth::create_key(
+        g.store(),
+        &CountingEntropy::default(),
+        &clock,
+        cng_core::auth::NewKey {
+            name: "spoofed".into(),
+            role: cng_core::auth::Role::Client,
+            models: None,
+            rpm: None,
+            expires: None,
+        },
+    ))
+    .unwrap();
+    let patch = Request::builder()
+        .method("PATCH")
+        .uri("/api/keys/spoofed")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(Body::Full(Bytes::from(json!({"spoof": true}).to_string())))
+        .unwrap();
+    assert_eq!(block_on(g.handle(patch)).status().as_u16(), 200);
+    let (status, list) = get("/v1/models", &key);
+    assert_eq!(status, 200);
+    let data = list["data"].as_array().unwrap();
+    assert!(data.iter().any(|m| m["id"] == "whisper-1"));
+    for m in data {
+        assert_eq!(m["owned_by"], "openai", "{m}");
+        assert!(m.get("alias_for").is_none(), "{m}");
+        assert!(!m["id"].as_str().unwrap().starts_with("@cf/"), "{m}");
+    }
+    assert_eq!(get("/v1/models/tts-1", &key).0, 200);
+    assert_eq!(get("/v1/models/@cf/deepgram/aura-2-en", &key).0, 404);
+}

@@ -113,7 +113,8 @@ pub(super) fn get<B: Backend, S: Store, L: Limiter>(
         if visible(target) {
             return Ok(json(StatusCode::OK, &alias_object(id, target, spoof)));
         }
-    } else if let Some(m) = catalog.get(id).filter(|m| visible(m)) {
+    } else if let Some(m) = catalog.get(id).filter(|m| !spoof && visible(m)) {
+        // A spoofing key sees the OpenAI names only, in the list and one by one.
         return Ok(json(StatusCode::OK, &model_object(&live.aliases, m)));
     }
     Err(Error::model_not_found(id))
