@@ -49,6 +49,7 @@
 //! ```
 
 pub mod alias;
+pub mod anthropic;
 pub mod auth;
 pub mod backend;
 pub mod catalog;
@@ -63,6 +64,7 @@ pub mod images;
 pub mod moderation;
 pub mod multipart;
 pub mod openai;
+pub mod responses;
 pub mod speech;
 pub mod sse;
 pub mod store;

@@ -66,3 +66,11 @@ impl ChatContext {
         format!("{}_{n}", self.call_id_prefix)
     }
 }
+
+/// A chat request with only `model` set, for the dialects that translate into chat
+/// (Responses, Anthropic Messages) to fill in. Built through serde so that fields
+/// added to [`ChatRequest`] later start unset here too.
+pub(crate) fn blank_request(model: &str) -> Result<crate::openai::chat::ChatRequest, crate::Error> {
+    serde_json::from_value(serde_json::json!({"model": model, "messages": []}))
+        .map_err(|e| crate::Error::internal(format!("building a chat request: {e}")))
+}

@@ -213,6 +213,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let request_id = request_id(req.headers(), &*self.services.ids);
         let origin_headers = cors::request_headers(req.headers());
+        let anthropic_errors = anthropic::is_anthropic_path(req.uri().path());
         let started_ms = self.services.clock.unix_millis();
         let mut log = RequestLog {
             request_id: request_id.clone(),
@@ -230,6 +231,9 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                 }
             }
         };
+        if anthropic_errors {
+            resp = anthropic::reshape_error(resp, &request_id);
+        }
         self.count_usage(&mut resp, &log, started_ms);
         let h = resp.headers_mut();
         cors::apply(h, &origin_headers);
@@ -530,15 +534,6 @@ pub fn error_response(e: &Error) -> Response<Body> {
         h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
-}
-
-/// The answer of a route whose module is still being written.
-pub(crate) fn not_implemented(what: &str) -> Error {
-    Error::new(
-        ErrorKind::NotImplemented,
-        format!("{what} is not implemented in this build of cng yet."),
-    )
-    .with_code("not_implemented")
 }
 
 /// Reads a JSON request body within the limit: refuses early on `Content-Length`,
