@@ -227,7 +227,13 @@ fn speech_is_streamed_through_not_buffered() {
 #[test]
 fn base64_and_float_decode_to_the_same_floats() {
     let clock = Moving(Arc::new(AtomicU64::new(1_700_000_000)));
-    let vector = json!([0.1, -0.333333333333, 1e-8, 0.7071067811865476, -1.0]);
+    let vector = json!([
+        0.1,
+        -0.333333333333,
+        1e-8,
+        std::f64::consts::FRAC_1_SQRT_2,
+        -1.0
+    ]);
     let backend =
         Fixed::new(move || Output::Json(json!({"shape": [1, 5], "data": [vector.clone()]})));
     let g = gateway(backend, clock, GatewayConfig::default());
