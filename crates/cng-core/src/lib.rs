@@ -64,7 +64,6 @@ pub mod images;
 pub mod moderation;
 pub mod multipart;
 pub mod openai;
-pub mod speech;
 pub mod responses;
 pub mod speech;
 pub mod sse;
