@@ -83,7 +83,8 @@ async function signIn(key) {
     throw e;
   }
   try {
-    await api('GET', '/api/status');
+    // Any admin-only route tells the roles apart; this one costs one store read.
+    await api('GET', '/api/keys');
     state.admin = true;
   } catch (e) {
     if (e.status !== 403) throw e;
