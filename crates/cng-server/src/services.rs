@@ -42,11 +42,35 @@ impl IdSource for RandomIds {
     fn fresh_id(&self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut buf = [0u8; 24];
-        OsEntropy.fill(&mut buf);
+        fill_from_pool(&mut buf);
         buf.iter()
             .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
             .collect()
     }
+}
+
+/// Bytes from the OS random source, drawn 1 KiB at a time per thread: ids are made
+/// several times per request, and one `getrandom` syscall each was a measurable share
+/// of a request's CPU (docs/performance.md). Keys still use [`OsEntropy`] directly.
+fn fill_from_pool(out: &mut [u8]) {
+    thread_local! {
+        static POOL: std::cell::RefCell<([u8; 1024], usize)> =
+            const { std::cell::RefCell::new(([0; 1024], 1024)) };
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        for b in out.iter_mut() {
+            if *used == bytes.len() {
+                OsEntropy.fill(bytes);
+                *used = 0;
+            }
+            *b = bytes[*used];
+            // Each byte is handed out once.
+            bytes[*used] = 0;
+            *used += 1;
+        }
+    });
 }
 
 /// Everything the gateway needs from the OS.
