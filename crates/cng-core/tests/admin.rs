@@ -1020,3 +1020,28 @@ fn the_panel_is_served_with_a_strict_policy() {
     );
     assert_eq!(t.call(Method::POST, "/", None, None).status, 405);
 }
+
+#[test]
+fn in_front_of_an_openai_compatible_upstream_aliases_name_its_models() {
+    let backend = Scripted::default();
+    let services = Services {
+        clock: Box::new(TestClock(Arc::new(AtomicU64::new(T0)))),
+        ids: Box::new(SequentialIds::default()),
+        entropy: Box::new(CountingEntropy::default()),
+    };
+    let config = GatewayConfig {
+        admin_key_hash: Some(auth::hash_key(ADMIN)),
+        open_models: true,
+        aliases: cng_core::alias::AliasTable::empty(),
+        ..GatewayConfig::default()
+    };
+    let t = T {
+        g: Gateway::new(backend.clone(), MemoryStore::new(), services, config),
+        backend,
+        clock: Arc::new(AtomicU64::new(T0)),
+    };
+    let r = t.put_config(&json!({"version": 0, "aliases": {"fast": "llama3.2:3b"}}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(t.chat(ADMIN, "fast", "hi").status, 200);
+    assert_eq!(t.backend.last_model(), "llama3.2:3b");
+}

@@ -22,8 +22,13 @@ const MAX_RPM: u32 = 1_000_000;
 
 /// Parses a config document sent by a client: returns it with the `version` it
 /// carried (if any; `GET /api/config` includes one so that a read-edit-write round
-/// trip needs no header).
-pub fn parse_doc(body: &[u8], base: &Catalog) -> Result<(GatewayDoc, Option<u64>), Error> {
+/// trip needs no header). `open_models`: the upstream takes any model name (an
+/// OpenAI-compatible server), so names the catalog lacks are allowed.
+pub fn parse_doc(
+    body: &[u8],
+    base: &Catalog,
+    open_models: bool,
+) -> Result<(GatewayDoc, Option<u64>), Error> {
     let mut value: Value = serde_json::from_slice(body).map_err(|e| {
         Error::invalid_request(format!("The config is not valid JSON: {e}."))
             .with_code("invalid_json")
@@ -45,7 +50,7 @@ pub fn parse_doc(body: &[u8], base: &Catalog) -> Result<(GatewayDoc, Option<u64>
         }
     };
     let doc: GatewayDoc = from_value(value)?;
-    validate(&doc, base)?;
+    validate(&doc, base, open_models)?;
     Ok((doc, version))
 }
 
@@ -162,8 +167,9 @@ fn model_of<'a>(catalog: &'a Catalog, name: &str) -> Option<Result<&'a ModelInfo
 }
 
 /// Checks what types cannot: versions, names, that every alias and default points at
-/// a model this document serves, ranges.
-pub fn validate(doc: &GatewayDoc, base: &Catalog) -> Result<(), Error> {
+/// a model this document serves, ranges. With `open_models`, any model name is one the
+/// upstream may know.
+pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(), Error> {
     if doc.schema_version != SCHEMA_VERSION {
         return Err(invalid(
             "schema_version",
@@ -192,6 +198,13 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog) -> Result<(), Error> {
         }
     }
     let catalog = effective_catalog(doc, base);
+    let model_of = |catalog: &Catalog, name: &str| -> Option<Result<ModelInfo, String>> {
+        match model_of(catalog, name) {
+            Some(Ok(m)) => Some(Ok(m.clone())),
+            Some(Err(id)) => Some(Err(id)),
+            None => open_models.then(|| Err(name.to_string())),
+        }
+    };
     let enabled: Option<BTreeSet<String>> = match &doc.models.enabled {
         None => None,
         Some(list) => {
@@ -362,7 +375,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(v: Value) -> Result<GatewayDoc, Error> {
-        parse_doc(v.to_string().as_bytes(), Catalog::builtin()).map(|(d, _)| d)
+        parse_doc(v.to_string().as_bytes(), Catalog::builtin(), false).map(|(d, _)| d)
     }
 
     fn param(v: Value) -> String {
@@ -374,7 +387,7 @@ mod tests {
         let d = parse(json!({"aliases": {"fast": "@cf/meta/llama-3.1-8b-instruct-fast"}})).unwrap();
         assert_eq!(d.aliases.len(), 1);
         assert_eq!(d.images.cache_ttl_seconds, 3600);
-        let (_, v) = parse_doc(br#"{"version": 7}"#, Catalog::builtin()).unwrap();
+        let (_, v) = parse_doc(br#"{"version": 7}"#, Catalog::builtin(), false).unwrap();
         assert_eq!(v, Some(7));
     }
 
@@ -438,10 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn open_upstreams_take_any_model_name() {
+        let doc = json!({"aliases": {"fast": "llama3.2:3b"}, "defaults": {"chat": "fast"}});
+        assert_eq!(param(doc.clone()), "aliases.fast");
+        let (d, _) = parse_doc(doc.to_string().as_bytes(), Catalog::builtin(), true).unwrap();
+        assert_eq!(d.aliases["fast"], "llama3.2:3b");
+    }
+
+    #[test]
     fn not_an_object_and_not_json() {
-        let e = parse_doc(b"null", Catalog::builtin()).unwrap_err();
+        let e = parse_doc(b"null", Catalog::builtin(), false).unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
-        let e = parse_doc(b"{", Catalog::builtin()).unwrap_err();
+        let e = parse_doc(b"{", Catalog::builtin(), false).unwrap_err();
         assert_eq!(e.code(), Some("invalid_json"));
     }
 

@@ -392,7 +392,8 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                     chat_schema: Some(ChatSchema::OpenAi),
                     vision: crate::catalog::Vision::ContentParts,
                     reasoning: crate::catalog::Reasoning::Separate,
-                    ..ModelInfo::unknown(requested)
+                    // An alias names the upstream's own model.
+                    ..ModelInfo::unknown(live.aliases.get(requested).unwrap_or(requested))
                 },
             },
             other => other?,
