@@ -48,6 +48,8 @@
 //! # Ok::<(), cng_core::error::Error>(())
 //! ```
 
+#[cfg(feature = "access")]
+pub mod access;
 pub mod alias;
 pub mod anthropic;
 pub mod auth;

@@ -37,7 +37,9 @@ class ApiError extends Error {
 }
 
 function authHeaders(extra) {
-  return Object.assign({ Authorization: `Bearer ${state.key}` }, extra || {});
+  // Behind Cloudflare Access without a key, Cloudflare adds the identity itself.
+  const auth = state.key ? { Authorization: `Bearer ${state.key}` } : {};
+  return Object.assign(auth, extra || {});
 }
 
 async function api(method, path, body, extraHeaders) {
@@ -90,11 +92,12 @@ async function signIn(key) {
     if (e.status !== 403) throw e;
     state.admin = false;
   }
-  sessionStorage.setItem(KEY_STORAGE, key);
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
   $('signin').hidden = true;
   $('nav').hidden = false;
   $('who').hidden = false;
-  $('whoami').textContent = state.admin ? 'admin key' : 'client key';
+  const role = state.admin ? 'admin' : 'client';
+  $('whoami').textContent = key ? `${role} key` : `Cloudflare Access (${role})`;
   for (const n of document.querySelectorAll('.admin-only')) n.hidden = !state.admin;
   fillModelList();
   switchTab(state.admin ? 'keys' : 'playground');
@@ -102,6 +105,11 @@ async function signIn(key) {
 
 function signOut() {
   sessionStorage.removeItem(KEY_STORAGE);
+  if (state.key === '') {
+    // Signed in by Cloudflare Access: end that session.
+    location.assign('/cdn-cgi/access/logout');
+    return;
+  }
   state.key = null;
   location.reload();
 }
@@ -693,7 +701,12 @@ function wire() {
   $('pg-mode').addEventListener('change', fillModelSelect);
   $('pg-run').addEventListener('click', run);
   const saved = sessionStorage.getItem(KEY_STORAGE);
-  if (saved) signIn(saved).catch(() => sessionStorage.removeItem(KEY_STORAGE));
+  if (saved) {
+    signIn(saved).catch(() => sessionStorage.removeItem(KEY_STORAGE));
+  } else {
+    // Behind Cloudflare Access (when cng verifies it), no key is needed.
+    signIn('').catch(() => { state.key = null; });
+  }
 }
 
 wire();

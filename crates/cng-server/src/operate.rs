@@ -1,15 +1,18 @@
 //! What the admin side of the native server needs besides the gateway: the usage sink
-//! (buffered in memory, written to the SQLite store every few seconds and at shutdown)
-//! and the model catalog reader behind `POST /api/discover` and the upstream probe of
-//! `GET /api/status`.
+//! (buffered in memory, written to the SQLite store every few seconds and at shutdown),
+//! the model catalog reader behind `POST /api/discover` and the upstream probe of
+//! `GET /api/status`, and the optional Cloudflare Access verifier.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use cng_core::access::{AccessConfig, AccessVerifier, CertSource};
 use cng_core::config::discovery::ModelSearch;
-use cng_core::usage::BufferedStoreUsage;
-use cng_providers::{CatalogSearch, ReqwestClient, RestConfig, Timeouts};
+use cng_core::usage::{BoxFuture, BufferedStoreUsage};
+use cng_core::{Error, ErrorKind};
+use cng_providers::{CatalogSearch, HttpClient, ReqwestClient, RestConfig, Timeouts, collect_body};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,4 +76,87 @@ pub fn model_search(args: &ServeArgs, env: &UpstreamEnv) -> Option<Arc<dyn Model
     };
     let client = ReqwestClient::new(timeouts).ok()?;
     Some(Arc::new(CatalogSearch::new(config, client)))
+}
+
+/// The team's Access signing keys, over HTTPS.
+struct HttpCerts {
+    url: String,
+    client: ReqwestClient,
+}
+
+impl CertSource for HttpCerts {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let uri = http::Uri::try_from(self.url.as_str()).map_err(|_| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "the Access team domain is not a valid host",
+                )
+            })?;
+            let mut req = http::Request::new(Bytes::new());
+            *req.uri_mut() = uri;
+            let resp = self.client.send(req).await?;
+            let status = resp.status();
+            let body = collect_body(resp.into_body(), 1024 * 1024).await?;
+            if !status.is_success() {
+                return Err(Error::new(
+                    ErrorKind::Upstream,
+                    format!("HTTP {}", status.as_u16()),
+                ));
+            }
+            Ok(body.to_vec())
+        })
+    }
+}
+
+/// Cloudflare Access, when `CNG_ACCESS_TEAM_DOMAIN` and `CNG_ACCESS_AUD` are set (both
+/// or neither). `CNG_ACCESS_ADMINS` and `CNG_ACCESS_CLIENTS` are comma-separated
+/// addresses or `@domain`s (docs/operating.md).
+pub fn access_verifier() -> Result<Option<Arc<AccessVerifier>>, String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let list = |k: &str| -> Vec<String> {
+        var(k)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (team, aud) = match (var("CNG_ACCESS_TEAM_DOMAIN"), var("CNG_ACCESS_AUD")) {
+        (None, None) => return Ok(None),
+        (Some(t), Some(a)) => (t, a),
+        _ => {
+            return Err(
+                "Cloudflare Access needs both CNG_ACCESS_TEAM_DOMAIN and CNG_ACCESS_AUD".into(),
+            );
+        }
+    };
+    let team = team
+        .trim()
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let config = AccessConfig {
+        team_domain: team,
+        audience: aud.trim().to_string(),
+        admins: list("CNG_ACCESS_ADMINS"),
+        clients: list("CNG_ACCESS_CLIENTS"),
+    };
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(10),
+        idle: Duration::from_secs(10),
+        ..Timeouts::default()
+    };
+    let client = ReqwestClient::new(timeouts).map_err(|e| e.message().to_string())?;
+    let certs = HttpCerts {
+        url: config.certs_url(),
+        client,
+    };
+    tracing::info!(
+        team = config.team_domain,
+        "Cloudflare Access assertions are verified"
+    );
+    Ok(Some(Arc::new(AccessVerifier::new(config, Arc::new(certs)))))
 }

@@ -182,6 +182,8 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
     let store = SqliteStore::open(&args.data.data).map_err(|e| e.message().to_string())?;
     let services = os_services();
     let (backend, upstream) = backend(&args, &env)?;
+    // Checked before anything is stored: a misconfiguration stops the start cleanly.
+    let access = crate::operate::access_verifier()?;
     let admin_key_hash = env.admin_key.as_deref().map(auth::hash_key);
     // Bind first: a key created for a server that then cannot start would be stored
     // but never shown.
@@ -226,6 +228,9 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
     let mut gateway = Gateway::new(backend, store, services, config).with_usage(usage.clone());
     if let Some(search) = crate::operate::model_search(&args, &env) {
         gateway = gateway.with_model_search(search);
+    }
+    if let Some(access) = access {
+        gateway = gateway.with_access(access);
     }
     let gateway = Arc::new(gateway);
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");

@@ -10,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use super::admin_status::Health;
 use super::admin_usage::query_pairs;
 use super::{Body, Ctx, Gateway, Limiter};
-use crate::auth;
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::store::Store;
@@ -27,13 +26,7 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
 ) -> Result<Response<Body>, Error> {
     let badges = &ctx.live.doc.badges;
     if !badges.public {
-        let p = auth::authenticate(
-            &g.store,
-            &*g.services.clock,
-            g.config.admin_key_hash.as_ref(),
-            auth::key_from_headers(req.headers()),
-        )
-        .await?;
+        let p = g.authenticate(req.headers()).await?;
         ctx.log.key_name = Some(p.name);
     }
     let label = query_pairs(&req)

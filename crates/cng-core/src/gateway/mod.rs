@@ -128,6 +128,8 @@ pub struct Gateway<B, S, L = RateLimiter> {
     live: LiveCache,
     usage: SharedSink,
     model_search: Option<Arc<dyn ModelSearch>>,
+    #[cfg(feature = "access")]
+    access: Option<Arc<crate::access::AccessVerifier>>,
 }
 
 /// The per-request state handlers share.
@@ -163,6 +165,8 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             limiter,
             usage: Arc::new(MemoryUsage::new()),
             model_search: None,
+            #[cfg(feature = "access")]
+            access: None,
         }
     }
 
@@ -177,6 +181,33 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
     pub fn with_model_search(mut self, search: Arc<dyn ModelSearch>) -> Self {
         self.model_search = Some(search);
         self
+    }
+
+    /// Accepts Cloudflare Access assertions (see [`crate::access`]).
+    #[cfg(feature = "access")]
+    pub fn with_access(mut self, verifier: Arc<crate::access::AccessVerifier>) -> Self {
+        self.access = Some(verifier);
+        self
+    }
+
+    /// Who is calling: an API key when one is sent, else a Cloudflare Access
+    /// assertion when Access is configured.
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Error> {
+        let key = auth::key_from_headers(headers);
+        #[cfg(feature = "access")]
+        if let (None, Some(access)) = (key, &self.access) {
+            let now = self.services.clock.unix_seconds();
+            if let Some(p) = access.authenticate(headers, now).await? {
+                return Ok(p);
+            }
+        }
+        auth::authenticate(
+            &self.store,
+            &*self.services.clock,
+            self.config.admin_key_hash.as_ref(),
+            key,
+        )
+        .await
     }
 
     /// The usage sink.
@@ -275,13 +306,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
         let principal = match route.access() {
             Access::Public => None,
             access => {
-                let p = auth::authenticate(
-                    &self.store,
-                    &*self.services.clock,
-                    self.config.admin_key_hash.as_ref(),
-                    auth::key_from_headers(req.headers()),
-                )
-                .await?;
+                let p = self.authenticate(req.headers()).await?;
                 log.key_name = Some(p.name.clone());
                 if access == Access::Admin && p.role != Role::Admin {
                     return Err(Error::new(

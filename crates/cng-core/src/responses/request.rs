@@ -202,7 +202,8 @@ fn refuse_stateful(req: &ResponsesRequest) -> Result<(), Error> {
     if req.store == Some(true) {
         return refuse(
             "store",
-            "`store: true` asks to keep the response for later retrieval, but",
+            "`store: true` asks to keep the response for later retrieval; leave `store` out \
+             or set it to false:",
         );
     }
     if req.background == Some(true) {
