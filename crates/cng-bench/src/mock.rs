@@ -105,6 +105,8 @@ fn answers() -> Answers {
 /// A response body that yields prepared frames one by one.
 pub struct Frames {
     frames: std::vec::IntoIter<Bytes>,
+    /// Streams have no declared length (chunked, as real SSE upstreams send them).
+    exact: bool,
 }
 
 impl Body for Frames {
@@ -123,6 +125,9 @@ impl Body for Frames {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if !self.exact {
+            return SizeHint::default();
+        }
         let n: usize = self.frames.as_slice().iter().map(Bytes::len).sum();
         SizeHint::with_exact(n as u64)
     }
@@ -208,8 +213,10 @@ async fn handle(
             StatusCode::NOT_FOUND,
         )
     };
+    let exact = content_type != "text/event-stream";
     let mut res = Response::new(Frames {
         frames: frames.into_iter(),
+        exact,
     });
     *res.status_mut() = status;
     res.headers_mut()
