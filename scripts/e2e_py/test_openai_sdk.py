@@ -112,12 +112,27 @@ def test_bad_request_names_the_param():
     assert e.value.param == "messages"
 
 
-def test_permission_error_for_a_narrow_key():
-    out = subprocess.run(
-        [os.environ["CNG_BIN"], "keys", "create", "--name", "narrow", "--models", "gpt-4o-mini",
+def create_key(name, models):
+    """A new key: `cng keys create` against the server's data dir, or — on the Worker
+    (CNG_E2E_TARGET=worker), which has no CLI — the admin API."""
+    if os.environ.get("CNG_E2E_TARGET", "server").startswith("worker"):
+        import urllib.request
+        req = urllib.request.Request(
+            os.environ["CNG_BASE_URL"] + "/api/keys",
+            data=json.dumps({"name": name, "models": models}).encode(),
+            headers={"authorization": f"Bearer {ADMIN}", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)["key"]
+    return subprocess.run(
+        [os.environ["CNG_BIN"], "keys", "create", "--name", name, "--models", ",".join(models),
          "--data", os.environ["CNG_DATA"]],
         check=True, capture_output=True, text=True,
     ).stdout.strip().splitlines()[-1]
+
+
+def test_permission_error_for_a_narrow_key():
+    out = create_key("narrow", ["gpt-4o-mini"])
     assert out.startswith("cng-")
     with pytest.raises(openai.PermissionDeniedError):
         client(out).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])

@@ -92,6 +92,16 @@ impl<A, B> Fallback<A, B> {
         }
     }
 
+    /// Which backend answered since the last call, and forgets it (a host that reuses
+    /// one `Fallback` for request after request reads it once per request).
+    pub fn take_served(&self) -> Option<Served> {
+        match self.served.swap(0, Ordering::Relaxed) {
+            1 => Some(Served::Primary),
+            2 => Some(Served::Fallback),
+            _ => None,
+        }
+    }
+
     pub fn primary(&self) -> &A {
         &self.primary
     }
@@ -545,6 +555,8 @@ mod tests {
         assert_eq!(f.served(), None);
         assert!(run(&f).is_ok());
         assert_eq!(f.served(), Some(Served::Fallback));
+        assert_eq!(f.take_served(), Some(Served::Fallback));
+        assert_eq!(f.served(), None, "taken");
         assert_eq!((f.primary().calls(), f.fallback().unwrap().calls()), (1, 1));
         assert_eq!(f.fallback().unwrap().calls.lock().unwrap()[0], request());
     }

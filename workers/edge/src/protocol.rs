@@ -145,9 +145,12 @@ pub enum StoreResponse {
     Deleted {
         existed: bool,
     },
-    /// The write's expectation failed; `found` is the current version.
+    /// The write's expectation failed; `found` is the current version, `current` the
+    /// current record (so that a retry can start from it, whatever KV still says).
     Conflict {
         found: Option<u64>,
+        #[serde(default)]
+        current: Option<WireRecord>,
     },
     Listed {
         records: Vec<WireRecord>,
@@ -245,7 +248,7 @@ pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
             };
             let current = previous.as_ref().map(|p| p.version);
             if check_expect(&ns, &key, expect.into(), current).is_err() {
-                return Applied::answer(StoreResponse::Conflict { found: current });
+                return Applied::answer(conflict_answer(&key, previous));
             }
             let version = match r.next_version() {
                 Ok(v) => v,
@@ -275,7 +278,7 @@ pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
             };
             let current = previous.as_ref().map(|p| p.version);
             if check_expect(&ns, &key, expect.into(), current).is_err() {
-                return Applied::answer(StoreResponse::Conflict { found: current });
+                return Applied::answer(conflict_answer(&key, previous));
             }
             if previous.is_none() {
                 return Applied::answer(StoreResponse::Deleted { existed: false });
@@ -292,6 +295,32 @@ pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
             }
         }
         StoreRequest::List { .. } => failed("list is not a write".into()),
+    }
+}
+
+fn conflict_answer(key: &str, previous: Option<Row>) -> StoreResponse {
+    StoreResponse::Conflict {
+        found: previous.as_ref().map(|p| p.version),
+        current: previous.map(|p| WireRecord {
+            key: key.to_string(),
+            version: p.version,
+            value: STANDARD.encode(&p.value),
+        }),
+    }
+}
+
+/// The current record a conflict answer carries (`Some(None)`: there is none; `None`:
+/// not a conflict).
+pub fn conflict_current(resp: &StoreResponse) -> Option<Option<Versioned>> {
+    match resp {
+        StoreResponse::Conflict { current, .. } => Some(current.as_ref().and_then(|r| {
+            let value = STANDARD.decode(r.value.as_bytes()).ok()?;
+            Some(Versioned {
+                version: r.version,
+                value: Bytes::from(value),
+            })
+        })),
+        _ => None,
     }
 }
 
@@ -343,7 +372,7 @@ pub fn list_result(resp: StoreResponse) -> Result<Vec<(String, Versioned)>, Erro
 
 fn unexpected(ns: &str, key: &str, expect: Expect, resp: StoreResponse) -> Error {
     match resp {
-        StoreResponse::Conflict { found } => conflict(ns, key, expect, found),
+        StoreResponse::Conflict { found, .. } => conflict(ns, key, expect, found),
         StoreResponse::Failed { message } => store_failed(&message),
         _ => Error::internal("the store object answered something unexpected"),
     }
@@ -491,7 +520,13 @@ mod tests {
         );
         // A second create, and a write based on a stale read, are refused.
         let again = apply(&mut m, StoreRequest::put("keys", "h", b"x", Expect::Absent));
-        assert_eq!(again.response, StoreResponse::Conflict { found: Some(1) });
+        assert!(matches!(
+            again.response,
+            StoreResponse::Conflict { found: Some(1), .. }
+        ));
+        // The conflict carries the current record, for a retry to start from.
+        let current = conflict_current(&again.response).unwrap().unwrap();
+        assert_eq!((current.version, &current.value[..]), (1, &b"one"[..]));
         assert_eq!(again.mirror, Mirror::Nothing);
         let ok = apply(
             &mut m,
@@ -502,7 +537,10 @@ mod tests {
             &mut m,
             StoreRequest::put("keys", "h", b"lost", Expect::Version(1)),
         );
-        assert_eq!(stale.response, StoreResponse::Conflict { found: Some(2) });
+        assert!(matches!(
+            stale.response,
+            StoreResponse::Conflict { found: Some(2), .. }
+        ));
         assert_eq!(m.rows[&("keys".into(), "h".into())].value, b"two");
 
         let e = put_result("keys", "h", Expect::Version(1), stale.response).unwrap_err();

@@ -16,6 +16,10 @@ pub const API_BASE: &str = "CNG_CF_API_BASE";
 pub const ADMIN_KEY: &str = "CNG_ADMIN_KEY";
 /// An AI Gateway id: binding calls then go through that gateway (`{gateway: {id}}`).
 pub const AI_GATEWAY: &str = "CNG_AI_GATEWAY";
+/// `1`/`true`: a log line for every request (default: only for 5xx answers and
+/// inferences served by the REST fallback; Workers' own invocation logs list every
+/// request, and a `console.log` per request costs CPU).
+pub const LOG_REQUESTS: &str = "CNG_LOG_REQUESTS";
 
 /// The Workers AI binding (`[ai] binding = "AI"`).
 pub const AI_BINDING: &str = "AI";
@@ -34,6 +38,7 @@ pub struct Settings {
     pub api_base: Option<String>,
     pub admin_key: Option<String>,
     pub ai_gateway: Option<String>,
+    pub log_requests: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +50,7 @@ impl std::fmt::Debug for Settings {
             .field("api_base", &self.api_base)
             .field("admin_key", &secret(&self.admin_key))
             .field("ai_gateway", &self.ai_gateway)
+            .field("log_requests", &self.log_requests)
             .finish()
     }
 }
@@ -63,6 +69,8 @@ impl Settings {
             api_base: var(API_BASE),
             admin_key: var(ADMIN_KEY),
             ai_gateway: var(AI_GATEWAY),
+            log_requests: var(LOG_REQUESTS)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         }
     }
 
@@ -131,6 +139,9 @@ mod tests {
         assert_eq!(s.account_id.as_deref(), Some("acc"));
         assert_eq!(s.admin_key, None);
         assert_eq!(s.ai_gateway.as_deref(), Some("gw1"));
+        assert!(!s.log_requests);
+        assert!(settings(&[("CNG_LOG_REQUESTS", "TRUE")]).log_requests);
+        assert!(!settings(&[("CNG_LOG_REQUESTS", "0")]).log_requests);
         let rest = s.rest_config().unwrap();
         assert_eq!(rest.api_base, "http://127.0.0.1:9/client/v4");
         assert_eq!(

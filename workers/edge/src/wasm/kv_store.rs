@@ -32,9 +32,10 @@ fn missing(binding: &str, what: &str) -> Error {
 
 /// Keys and config in KV; writes through the store object.
 ///
-/// One per request. It reads its own writes: a record written (or deleted) during the
-/// request is answered from memory afterwards, so a create followed by an update in the
-/// same request never sees KV's older copy.
+/// It reads its own writes: a record written (or deleted) during a request, or found by
+/// the store object when a write conflicted, is answered from memory afterwards, so a
+/// create followed by an update in the same request never sees KV's older copy, and a
+/// compare-and-swap retry after a 409 starts from the current version.
 pub struct KvStore {
     kv: Option<worker::KvStore>,
     writer: Option<ObjectNamespace>,
@@ -48,6 +49,11 @@ impl KvStore {
             writer: env.durable_object(STORE_BINDING).ok(),
             written: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Forgets what this store wrote (a pooled gateway starts each request afresh).
+    pub fn forget_writes(&self) {
+        self.written.borrow_mut().clear();
     }
 
     fn remember(&self, ns: &str, key: &str, record: Option<Versioned>) {
@@ -109,6 +115,11 @@ impl Store for KvStore {
         let resp = self
             .call(&StoreRequest::put(ns, key, &value, expect))
             .await?;
+        if let Some(current) = protocol::conflict_current(&resp) {
+            // A retry (read, then write again) starts from the object's record, not
+            // from KV's possibly older copy.
+            self.remember(ns, key, current);
+        }
         let version = protocol::put_result(ns, key, expect, resp)?;
         self.remember(ns, key, Some(Versioned { version, value }));
         Ok(version)
@@ -116,6 +127,9 @@ impl Store for KvStore {
 
     async fn delete(&self, ns: &str, key: &str, expect: Expect) -> Result<bool, Error> {
         let resp = self.call(&StoreRequest::delete(ns, key, expect)).await?;
+        if let Some(current) = protocol::conflict_current(&resp) {
+            self.remember(ns, key, current);
+        }
         let existed = protocol::delete_result(ns, key, expect, resp)?;
         self.remember(ns, key, None);
         Ok(existed)

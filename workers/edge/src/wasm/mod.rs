@@ -9,9 +9,12 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use cng_core::auth;
-use cng_core::{Gateway, GatewayConfig, RequestLog};
+use cng_core::backend::{Backend, InferenceRequest, Output};
+use cng_core::usage::{MemoryUsage, SharedSink};
+use cng_core::{Error, Gateway, GatewayConfig, RequestLog};
 use cng_providers::binding::{
     AiBinding, BindingBackend, BindingOptions, Fallback, GatewayOptions, Served,
 };
@@ -25,12 +28,48 @@ pub use limiter::{CngRateLimiter, DoLimiter};
 use crate::BACKEND_HEADER;
 use crate::settings::{AI_BINDING, Settings};
 
-/// What every request of an isolate shares: read once from the environment (secrets and
+/// How long an isolate serves the gateway config document before asking KV again.
+/// Changes reach every isolate within this plus KV's propagation (up to ~60 s).
+const CONFIG_TTL_SECONDS: u64 = 5;
+
+type EdgeBackend = Fallback<BindingBackend, RestBackend<WorkerFetch>>;
+
+/// The backend, shared by the gateway and the request that holds it (to read which path
+/// served).
+struct Shared(Rc<EdgeBackend>);
+
+impl Backend for Shared {
+    fn run(
+        &self,
+        request: InferenceRequest,
+    ) -> impl Future<Output = Result<Output, Error>> + cng_core::backend::MaybeSend {
+        self.0.run(request)
+    }
+}
+
+type EdgeGateway = Gateway<Shared, KvStore, DoLimiter>;
+
+/// A gateway and its backend, used by one request at a time.
+struct Member {
+    gateway: EdgeGateway,
+    backend: Rc<EdgeBackend>,
+}
+
+/// What every request of an isolate shares, read once from the environment (secrets and
 /// vars do not change within an isolate; a new deployment starts new isolates).
+///
+/// Gateways are long-lived (their config cache and usage counters live across
+/// requests) but each serves one request at a time, so that "which path served" belongs
+/// to that request: a request takes an idle gateway from the pool, or makes one, and
+/// puts it back when its response head is ready. The pool grows to the isolate's
+/// highest concurrency.
 struct Isolate {
     config: GatewayConfig,
+    log_requests: bool,
     rest: Option<RestBackend<WorkerFetch>>,
     binding: BindingOptions,
+    usage: SharedSink,
+    idle: RefCell<Vec<Member>>,
 }
 
 thread_local! {
@@ -46,6 +85,7 @@ fn isolate(env: &Env) -> Rc<Isolate> {
         let config = GatewayConfig {
             admin_key_hash: settings.admin_key.as_deref().map(auth::hash_key),
             upstream: settings.upstream_label(),
+            config_ttl_seconds: CONFIG_TTL_SECONDS,
             ..GatewayConfig::default()
         };
         let rest = settings
@@ -59,17 +99,72 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             }),
         };
         let i = Rc::new(Isolate {
+            log_requests: settings.log_requests,
             config,
             rest,
             binding,
+            usage: Arc::new(MemoryUsage::new()),
+            idle: RefCell::new(Vec::new()),
         });
         *cell.borrow_mut() = Some(i.clone());
         i
     })
 }
 
+impl Isolate {
+    fn member(&self, env: &Env) -> Member {
+        let ai = env.get_binding::<AiBinding>(AI_BINDING).ok();
+        let backend = Rc::new(Fallback::new(
+            BindingBackend::new(ai, self.binding.clone()),
+            self.rest.clone(),
+        ));
+        let gateway = Gateway::with_limiter(
+            Shared(backend.clone()),
+            KvStore::new(env),
+            services::services(),
+            self.config.clone(),
+            DoLimiter::new(env),
+        )
+        .with_usage(self.usage.clone());
+        Member { gateway, backend }
+    }
+}
+
+/// An idle gateway for one request, back to the pool when dropped.
+struct Lease {
+    member: Option<Member>,
+    iso: Rc<Isolate>,
+}
+
+impl Lease {
+    fn take(iso: Rc<Isolate>, env: &Env) -> Self {
+        let member = iso.idle.borrow_mut().pop();
+        let member = match member {
+            Some(m) => {
+                m.gateway.store().forget_writes();
+                m.backend.take_served();
+                m
+            }
+            None => iso.member(env),
+        };
+        Self {
+            member: Some(member),
+            iso,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(m) = self.member.take() {
+            self.iso.idle.borrow_mut().push(m);
+        }
+    }
+}
+
 /// Work to do after the response is sent (`ctx.wait_until`): anything that must not
-/// delay the answer, such as log lines today and usage accounting or cache writes.
+/// delay the answer: the request log line today, usage accounting or cache writes
+/// tomorrow.
 #[derive(Clone, Default)]
 pub struct AfterResponse(Rc<RefCell<Vec<Deferred>>>);
 
@@ -88,6 +183,7 @@ impl AfterResponse {
 }
 
 /// The fetch handler: convert, let the gateway answer, convert back.
+/// The fetch handler: convert, let the gateway answer, convert back.
 #[event(fetch)]
 pub async fn fetch(
     req: worker::Request,
@@ -95,50 +191,46 @@ pub async fn fetch(
     ctx: Context,
 ) -> worker::Result<worker::Response> {
     let iso = isolate(&env);
-    let ai = env.get_binding::<AiBinding>(AI_BINDING).ok();
-    let backend = Fallback::new(
-        BindingBackend::new(ai, iso.binding.clone()),
-        iso.rest.clone(),
-    );
-    let gateway = Gateway::with_limiter(
-        &backend,
-        KvStore::new(&env),
-        services::services(),
-        iso.config.clone(),
-        DoLimiter::new(&env),
-    );
+    let log_all = iso.log_requests;
+    let lease = Lease::take(iso, &env);
+    let Some(member) = lease.member.as_ref() else {
+        return worker::Response::error("cng: no gateway", 500);
+    };
     let after = AfterResponse::default();
     let started = js_sys::Date::now();
     let method = req.inner().method();
     let path = req.path();
     let http_req = convert::request(req).await?;
-    let mut resp = gateway.handle(http_req).await;
-    let served = backend.served().map(|s| match s {
+    let mut resp = member.gateway.handle(http_req).await;
+    let served = member.backend.take_served().map(|s| match s {
         Served::Primary => "binding",
         Served::Fallback => "rest",
     });
+    drop(lease);
     if let Some(s) = served {
         resp.headers_mut()
             .insert(BACKEND_HEADER, HeaderValue::from_static(s));
     }
     let status = resp.status().as_u16();
-    let log = resp
-        .extensions()
-        .get::<RequestLog>()
-        .cloned()
-        .unwrap_or_default();
-    after.push(async move {
-        worker::console_log!(
-            "{method} {path} status={status} ms={} route={} model={} key={} backend={} request_id={} error={}",
-            js_sys::Date::now() - started,
-            log.route,
-            log.model.as_deref().unwrap_or("-"),
-            log.key_name.as_deref().unwrap_or("-"),
-            served.unwrap_or("-"),
-            log.request_id,
-            log.error.as_deref().unwrap_or(""),
-        );
-    });
+    if log_all || status >= 500 || served == Some("rest") {
+        let log = resp
+            .extensions()
+            .get::<RequestLog>()
+            .cloned()
+            .unwrap_or_default();
+        after.push(async move {
+            worker::console_log!(
+                "{method} {path} status={status} ms={} route={} model={} key={} backend={} request_id={} error={}",
+                js_sys::Date::now() - started,
+                log.route,
+                log.model.as_deref().unwrap_or("-"),
+                log.key_name.as_deref().unwrap_or("-"),
+                served.unwrap_or("-"),
+                log.request_id,
+                log.error.as_deref().unwrap_or(""),
+            );
+        });
+    }
     after.hand_over(&ctx);
     convert::response(resp)
 }
