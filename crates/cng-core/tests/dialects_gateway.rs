@@ -477,3 +477,48 @@ fn gpt_oss_gets_its_native_responses_input() {
     assert_eq!(v["output"][0]["content"][0]["text"], "Forty-two.");
     assert_eq!(v["usage"]["input_tokens"], 9);
 }
+
+#[test]
+fn open_model_streams_ask_the_upstream_for_usage() {
+    let backend = Scripted::default();
+    let services = Services {
+        clock: Box::new(FixedClock(1_800_000_000)),
+        ids: Box::new(SequentialIds::default()),
+        entropy: Box::new(CountingEntropy::default()),
+    };
+    let config = GatewayConfig {
+        admin_key_hash: Some(auth::hash_key(ADMIN)),
+        open_models: true,
+        ..GatewayConfig::default()
+    };
+    let g = Gateway::new(backend.clone(), MemoryStore::new(), services, config);
+    backend.answer(Answer::Sse(vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1,\"total_tokens\":5}}\n\ndata: [DONE]\n\n",
+    ]));
+    let r = send(
+        &g,
+        openai_post(
+            "/v1/responses",
+            Some(ADMIN),
+            json!({"model": "qwen2.5:7b", "input": "Hi", "stream": true}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        backend.last_input()["stream_options"],
+        json!({"include_usage": true})
+    );
+    let events = r.events();
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["response"]["usage"]["total_tokens"], 5);
+    let mut body = message_body();
+    body["model"] = json!("qwen2.5:7b");
+    body["stream"] = json!(true);
+    let r = send(&g, anthropic_post("/v1/messages", Some(ADMIN), body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        backend.last_input()["stream_options"],
+        json!({"include_usage": true})
+    );
+}

@@ -369,7 +369,8 @@ pub fn plan(
         .with_code("unsupported_parameter"));
     }
     let (chat_req, origins, mut dropped) = to_chat(req, max_tokens)?;
-    let plan = chat::plan(&chat_req, target, ids, clock).map_err(|e| remap(e, &origins))?;
+    let mut plan = chat::plan(&chat_req, target, ids, clock).map_err(|e| remap(e, &origins))?;
+    chat::ask_stream_usage(&mut plan.request, &target.model);
     for d in plan.dropped {
         dropped.push(match d {
             "stop" => "stop_sequences",

@@ -74,3 +74,24 @@ pub(crate) fn blank_request(model: &str) -> Result<crate::openai::chat::ChatRequ
     serde_json::from_value(serde_json::json!({"model": model, "messages": []}))
         .map_err(|e| crate::Error::internal(format!("building a chat request: {e}")))
 }
+
+/// Asks an OpenAI-compatible upstream for usage in its stream
+/// (`stream_options.include_usage`). The Responses and Anthropic dialects report usage
+/// at the end of every stream; Workers AI's models send it unasked, but models cng does
+/// not know (an OpenAI-compatible upstream in open-model mode: vLLM, OpenAI) send it
+/// only when asked.
+pub(crate) fn ask_stream_usage(
+    request: &mut crate::backend::InferenceRequest,
+    model: &crate::catalog::ModelInfo,
+) {
+    let openai = model.chat_schema == Some(crate::catalog::ChatSchema::OpenAi);
+    if !(request.stream && model.unknown && openai) {
+        return;
+    }
+    if let crate::backend::Input::Json(serde_json::Value::Object(input)) = &mut request.input {
+        input.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
+}

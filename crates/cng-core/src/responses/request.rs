@@ -153,7 +153,8 @@ pub fn plan(
     }
 
     let (chat_req, origins) = to_chat(req, &input, &tools, choice)?;
-    let plan = chat::plan(&chat_req, target, ids, clock).map_err(|e| remap(e, &origins))?;
+    let mut plan = chat::plan(&chat_req, target, ids, clock).map_err(|e| remap(e, &origins))?;
+    chat::ask_stream_usage(&mut plan.request, m);
     for d in plan.dropped {
         let name = match d {
             "reasoning_effort" => "reasoning.effort",
