@@ -67,6 +67,7 @@ pub mod moderation;
 pub mod multipart;
 pub mod openai;
 pub mod responses;
+pub mod routing;
 pub mod speech;
 pub mod sse;
 pub mod store;
