@@ -47,6 +47,35 @@ pub const DEFAULT_ALIASES: &[(&str, &str)] = &[
     ("o4-mini", "@cf/openai/gpt-oss-20b"),
     ("gpt-oss-120b", "@cf/openai/gpt-oss-120b"),
     ("gpt-oss-20b", "@cf/openai/gpt-oss-20b"),
+    // Anthropic names, for clients of `/v1/messages` (Anthropic SDKs) pointed at cng:
+    // Haiku-class → a fast vision+tools model, Sonnet-class → llama-4-scout (vision,
+    // tools, long context), Opus-class → the strongest reasoning model.
+    (
+        "claude-3-5-haiku-latest",
+        "@cf/mistralai/mistral-small-3.1-24b-instruct",
+    ),
+    (
+        "claude-haiku-4-5",
+        "@cf/mistralai/mistral-small-3.1-24b-instruct",
+    ),
+    (
+        "claude-3-5-sonnet-latest",
+        "@cf/meta/llama-4-scout-17b-16e-instruct",
+    ),
+    (
+        "claude-3-7-sonnet-latest",
+        "@cf/meta/llama-4-scout-17b-16e-instruct",
+    ),
+    (
+        "claude-sonnet-4-0",
+        "@cf/meta/llama-4-scout-17b-16e-instruct",
+    ),
+    (
+        "claude-sonnet-4-5",
+        "@cf/meta/llama-4-scout-17b-16e-instruct",
+    ),
+    ("claude-opus-4-0", "@cf/openai/gpt-oss-120b"),
+    ("claude-opus-4-1", "@cf/openai/gpt-oss-120b"),
     // embeddings
     ("text-embedding-3-small", "@cf/baai/bge-base-en-v1.5"),
     ("text-embedding-3-large", "@cf/baai/bge-large-en-v1.5"),

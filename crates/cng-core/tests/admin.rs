@@ -1045,3 +1045,25 @@ fn in_front_of_an_openai_compatible_upstream_aliases_name_its_models() {
     assert_eq!(t.chat(ADMIN, "fast", "hi").status, 200);
     assert_eq!(t.backend.last_model(), "llama3.2:3b");
 }
+
+#[test]
+fn a_stream_without_include_usage_is_still_counted_with_its_tokens() {
+    let t = setup();
+    let r = t.call(
+        Method::POST,
+        "/v1/chat/completions",
+        Some(ADMIN),
+        Some(
+            json!({"model": "@cf/meta/llama-3.1-8b-instruct", "stream": true,
+                    "messages": [{"role": "user", "content": "stream"}]}),
+        ),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.contains("\"usage\":{"),
+        "the client did not ask for usage"
+    );
+    let u = t.call(Method::GET, "/api/usage", Some(ADMIN), None).json();
+    assert_eq!(u["totals"]["input_tokens"], 7, "{u}");
+    assert_eq!(u["totals"]["output_tokens"], 2);
+}

@@ -51,6 +51,13 @@ pub struct ServeArgs {
     /// Largest JSON request body, in bytes.
     #[arg(long, env = "CNG_MAX_BODY_BYTES", default_value_t = cng_core::gateway::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Largest multipart upload (audio, images), in bytes.
+    #[arg(long, env = "CNG_MAX_UPLOAD_BYTES", default_value_t = cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: usize,
+    /// The public base URL of this gateway (for image links with `response_format: url`
+    /// behind a proxy); default: taken from each request's Host.
+    #[arg(long, env = "CNG_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Seconds to wait for an upstream's first byte.
     #[arg(long, env = "CNG_FIRST_BYTE_TIMEOUT", default_value_t = 120)]
     pub first_byte_timeout: u64,

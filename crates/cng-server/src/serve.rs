@@ -213,6 +213,8 @@ pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String>
     let config = GatewayConfig {
         admin_key_hash,
         max_body_bytes: args.max_body_bytes,
+        max_upload_bytes: args.max_upload_bytes,
+        public_url: args.public_url.clone(),
         upstream: upstream.clone(),
         open_models: args.upstream.is_some(),
         // In front of an arbitrary OpenAI-compatible upstream, `gpt-4o` means that

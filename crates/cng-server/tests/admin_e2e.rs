@@ -29,6 +29,8 @@ async fn start(fake: &FakeUpstream, data: &Path) -> Running {
         upstream: None,
         shutdown_grace: 2,
         max_body_bytes: 64 * 1024,
+        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
+        public_url: None,
         first_byte_timeout: 5,
         idle_timeout: 5,
     };

@@ -53,6 +53,8 @@ impl Env {
             upstream: None,
             shutdown_grace: 2,
             max_body_bytes: 64 * 1024,
+            max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
+            public_url: None,
             first_byte_timeout: 2,
             idle_timeout: 1,
         };
@@ -560,6 +562,8 @@ async fn no_admin_key_is_created_when_the_port_is_taken_and_names_do_not_clash()
         upstream: None,
         shutdown_grace: 1,
         max_body_bytes: 1024,
+        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
+        public_url: None,
         first_byte_timeout: 1,
         idle_timeout: 1,
     };

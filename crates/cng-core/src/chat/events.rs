@@ -128,6 +128,7 @@ pub struct Transcoder<W> {
     reader: StreamReader,
     writer: W,
     events: Vec<StreamEvent>,
+    report: Option<crate::usage::observe::StreamUsage>,
 }
 
 impl<W: EventWriter> Transcoder<W> {
@@ -137,7 +138,15 @@ impl<W: EventWriter> Transcoder<W> {
             reader: StreamReader::new(ctx),
             writer,
             events: Vec::new(),
+            report: None,
         }
+    }
+
+    /// Also hands the stream's final usage to `report` (for usage accounting when
+    /// the client did not ask for it in the stream).
+    pub fn reporting(mut self, report: crate::usage::observe::StreamUsage) -> Self {
+        self.report = Some(report);
+        self
     }
 
     /// True once the output is complete; further input is ignored.
@@ -170,6 +179,9 @@ impl<W: EventWriter> Transcoder<W> {
     fn write(&mut self, mut events: Vec<StreamEvent>) -> Vec<u8> {
         let mut out = Vec::new();
         for e in events.drain(..) {
+            if let (StreamEvent::Done { usage: Some(u) }, Some(r)) = (&e, &self.report) {
+                r.set(u.prompt_tokens, u.completion_tokens);
+            }
             self.writer.write(&e, &mut out);
         }
         self.events = events;

@@ -1,16 +1,16 @@
 //! `POST /v1/chat/completions`.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{Request, Response, StatusCode};
 
 use super::{Body, Ctx, Gateway, Limiter, json, read_json_body, sse};
-use crate::backend::{Backend, ByteStream, Output};
+use crate::backend::{Backend, Output};
 use crate::catalog::Task;
-use crate::chat::{self, ChatContext, ChatPlan, StreamTranscoder};
+use crate::chat::events::transcode_stream;
+use crate::chat::{self, ChatPlan, StreamTranscoder};
 use crate::error::Error;
 use crate::openai::{chat::ChatRequest, parse_json};
 use crate::store::Store;
+use crate::usage::observe::StreamUsage;
 
 pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     g: &Gateway<B, S, L>,
@@ -54,42 +54,15 @@ pub(super) async fn run<B: Backend, S: Store, L: Limiter>(
                 }
             })
         }
-        Output::Stream(s) => Ok(sse(Body::Stream(transcode(s, plan.context)))),
+        Output::Stream(s) => {
+            let report = StreamUsage::default();
+            let t = StreamTranscoder::new(plan.context).reporting(report.clone());
+            let mut resp = sse(Body::Stream(transcode_stream(s, t)));
+            resp.extensions_mut().insert(report);
+            Ok(resp)
+        }
         Output::Bytes { content_type, .. } => Err(Error::upstream(format!(
             "the upstream answered `{content_type}` bytes where text was expected"
         ))),
     }
-}
-
-/// Drives a [`StreamTranscoder`] over the upstream stream, chunk by chunk: nothing is
-/// buffered beyond what the transcoder holds, and the upstream is dropped (closed) as
-/// soon as the answer is complete or the client goes away.
-pub(super) fn transcode(upstream: ByteStream, ctx: ChatContext) -> ByteStream {
-    struct State {
-        upstream: ByteStream,
-        t: StreamTranscoder,
-        ended: bool,
-    }
-    let state = State {
-        upstream,
-        t: StreamTranscoder::new(ctx),
-        ended: false,
-    };
-    let s = futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.ended {
-                return None;
-            }
-            let out = match st.upstream.next().await {
-                Some(Ok(bytes)) => st.t.push(&bytes),
-                Some(Err(e)) => st.t.fail(&e),
-                None => st.t.finish(),
-            };
-            st.ended = st.t.is_done();
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out)), st));
-            }
-        }
-    });
-    Box::pin(s)
 }

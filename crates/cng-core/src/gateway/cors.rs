@@ -43,7 +43,7 @@ pub fn apply(h: &mut HeaderMap, o: &OriginHeaders) {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset",
+            "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, x-cng-backend",
         ),
     );
     h.insert(

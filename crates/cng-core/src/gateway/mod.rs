@@ -465,8 +465,13 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             .is_some_and(|ct| ct.starts_with("application/json"));
         match std::mem::replace(resp.body_mut(), Body::Empty) {
             Body::Stream(s) => {
+                let reported = resp
+                    .extensions()
+                    .get::<crate::usage::observe::StreamUsage>()
+                    .cloned();
                 let counted =
-                    crate::usage::observe::CountedStream::new(s, event, self.usage.clone());
+                    crate::usage::observe::CountedStream::new(s, event, self.usage.clone())
+                        .with_reported(reported);
                 *resp.body_mut() = Body::Stream(Box::pin(counted));
             }
             Body::Full(b) => {

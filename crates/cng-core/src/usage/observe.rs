@@ -74,6 +74,29 @@ pub fn tokens_from_json(body: &[u8]) -> Tokens {
     }
 }
 
+/// Usage a stream's transcoder knew at its end, for answers that do not carry it to
+/// the client (a chat stream without `stream_options.include_usage`). The gateway puts
+/// it in the response's extensions; [`CountedStream`] falls back on it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamUsage(std::sync::Arc<std::sync::Mutex<Tokens>>);
+
+impl StreamUsage {
+    /// Records the final usage.
+    pub fn set(&self, input: u64, output: u64) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Tokens {
+                input: Some(input),
+                output: Some(output),
+            };
+        }
+    }
+
+    /// What was recorded.
+    pub fn get(&self) -> Tokens {
+        self.0.lock().map(|t| *t).unwrap_or_default()
+    }
+}
+
 /// Watches SSE bytes for usage and error events.
 #[derive(Debug, Default)]
 pub struct SseScanner {
@@ -135,6 +158,7 @@ pub struct CountedStream {
     inner: ByteStream,
     scanner: SseScanner,
     pending: Option<(UsageEvent, SharedSink)>,
+    reported: Option<StreamUsage>,
 }
 
 impl CountedStream {
@@ -143,13 +167,26 @@ impl CountedStream {
             inner,
             scanner: SseScanner::default(),
             pending: Some((event, sink)),
+            reported: None,
         }
+    }
+
+    /// Falls back on `usage` when the stream itself shows none.
+    pub fn with_reported(mut self, usage: Option<StreamUsage>) -> Self {
+        self.reported = usage;
+        self
     }
 
     fn finish(&mut self) {
         if let Some((mut e, sink)) = self.pending.take() {
-            e.input_tokens = self.scanner.tokens.input;
-            e.output_tokens = self.scanner.tokens.output;
+            let seen = self.scanner.tokens;
+            let reported = self
+                .reported
+                .as_ref()
+                .map(StreamUsage::get)
+                .unwrap_or_default();
+            e.input_tokens = seen.input.or(reported.input);
+            e.output_tokens = seen.output.or(reported.output);
             e.stream_error = self.scanner.saw_error;
             sink.record(e);
         }
