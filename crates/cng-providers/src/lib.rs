@@ -35,6 +35,7 @@
 
 pub mod binding;
 pub mod catalog;
+pub mod crypto;
 pub mod http;
 #[cfg(feature = "native")]
 pub mod native;
