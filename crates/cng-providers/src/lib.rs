@@ -33,6 +33,7 @@
 //! Backends are combined with enums, not `dyn Backend` (the trait returns
 //! `impl Future` and is not object-safe): see [`AnyBackend`].
 
+pub mod ai_gateway;
 pub mod binding;
 pub mod catalog;
 pub mod crypto;
