@@ -36,6 +36,7 @@
 pub mod ai_gateway;
 pub mod binding;
 pub mod catalog;
+pub mod chain;
 pub mod crypto;
 pub mod http;
 #[cfg(feature = "native")]
