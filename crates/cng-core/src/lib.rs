@@ -71,6 +71,7 @@ pub mod routing;
 pub mod speech;
 pub mod sse;
 pub mod store;
+pub mod teams;
 pub mod transcription;
 pub mod translation;
 pub mod usage;
