@@ -9,6 +9,7 @@ mod admin_config;
 mod admin_discover;
 mod admin_keys;
 mod admin_status;
+mod admin_teams;
 mod admin_usage;
 mod anthropic;
 mod audio;
@@ -201,6 +202,13 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                 return Ok(p);
             }
         }
+        // Team tokens (`cngt-…`, see crate::teams) before API keys.
+        if let Some(team) = key.filter(|k| k.starts_with(crate::teams::token::TOKEN_PREFIX)) {
+            let now = self.services.clock.unix_seconds();
+            if let Some(rec) = crate::teams::authenticate(&self.store, now, team).await? {
+                return Ok(rec.principal());
+            }
+        }
         auth::authenticate(
             &self.store,
             &*self.services.clock,
@@ -315,6 +323,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
                     )
                     .with_code("admin_required"));
                 }
+                admin_teams::admit(self, req.headers(), &route).await?;
                 Some(p)
             }
         };
@@ -381,6 +390,10 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Route::AdminKeyCreate => admin_keys::create(self, req).await?,
             Route::AdminKey(name) => admin_keys::one(self, req, &name).await?,
             Route::AdminKeyRotate(name) => admin_keys::rotate(self, req, &name).await?,
+            Route::AdminTeams => admin_teams::list(self).await?,
+            Route::AdminTeamCreate => admin_teams::create(self, req).await?,
+            Route::AdminTeam(id) => admin_teams::one(self, req, &id).await?,
+            Route::AdminTeamRotate(id) => admin_teams::rotate(self, req, ctx, &id).await?,
             Route::AdminConfig => admin_config::handle(self, req, ctx).await?,
             Route::AdminConfigExport => admin_config::export(ctx),
             Route::AdminConfigImport => admin_config::import(self, req, ctx).await?,

@@ -34,6 +34,14 @@ pub enum Route {
     AdminKey(String),
     /// `POST /api/keys/{name}/rotate`.
     AdminKeyRotate(String),
+    /// `GET /api/teams`.
+    AdminTeams,
+    /// `POST /api/teams`.
+    AdminTeamCreate,
+    /// `GET`, `DELETE /api/teams/{id}`.
+    AdminTeam(String),
+    /// `POST /api/teams/{id}/rotate` (an admin or the team's own token).
+    AdminTeamRotate(String),
     /// `GET`, `PUT /api/config`.
     AdminConfig,
     /// `GET /api/config/export`.
@@ -70,6 +78,9 @@ impl Route {
             | Route::AdminKeyCreate
             | Route::AdminKey(_)
             | Route::AdminKeyRotate(_)
+            | Route::AdminTeams
+            | Route::AdminTeamCreate
+            | Route::AdminTeam(_)
             | Route::AdminConfig
             | Route::AdminConfigExport
             | Route::AdminConfigImport
@@ -101,6 +112,8 @@ impl Route {
             Route::MessagesCountTokens => "messages.count_tokens",
             Route::AdminKeys | Route::AdminKeyCreate | Route::AdminKey(_) => "admin.keys",
             Route::AdminKeyRotate(_) => "admin.keys.rotate",
+            Route::AdminTeams | Route::AdminTeamCreate | Route::AdminTeam(_) => "admin.teams",
+            Route::AdminTeamRotate(_) => "admin.teams.rotate",
             Route::AdminConfig | Route::AdminConfigExport | Route::AdminConfigImport => {
                 "admin.config"
             }
@@ -134,6 +147,20 @@ pub fn match_route(method: &Method, path: &str) -> Match {
         ("/health", _) => (Route::Health, "GET, HEAD"),
         ("/api/keys", _) if *method == Method::POST => (Route::AdminKeyCreate, "GET, POST"),
         ("/api/keys", _) => (Route::AdminKeys, "GET, POST"),
+        ("/api/teams", _) if *method == Method::POST => (Route::AdminTeamCreate, "GET, POST"),
+        ("/api/teams", _) => (Route::AdminTeams, "GET, POST"),
+        (p, _) if p.starts_with("/api/teams/") => {
+            let rest = &p["/api/teams/".len()..];
+            match rest.strip_suffix("/rotate") {
+                Some(id) if !id.is_empty() && !id.contains('/') => {
+                    (Route::AdminTeamRotate(decode(id)), "POST")
+                }
+                _ if !rest.is_empty() && !rest.contains('/') => {
+                    (Route::AdminTeam(decode(rest)), "GET, DELETE")
+                }
+                _ => return Match::NotFound,
+            }
+        }
         ("/api/config", _) => (Route::AdminConfig, "GET, PUT"),
         ("/api/config/export", _) => (Route::AdminConfigExport, "GET"),
         ("/api/config/import", _) => (Route::AdminConfigImport, "POST"),

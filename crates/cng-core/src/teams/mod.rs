@@ -48,7 +48,7 @@ pub struct Budget {
 
 /// What an admin sets when creating or updating a team.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TeamSpec {
     /// `[a-z0-9-]`, 1..=64: the team's id in URLs and usage records.
     pub id: String,
