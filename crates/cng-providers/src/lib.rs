@@ -73,6 +73,8 @@ mod any {
     #[derive(Debug, Clone)]
     pub enum AnyBackend {
         Rest(RestBackend<ReqwestClient>),
+        /// Workers AI through a Cloudflare AI Gateway (`crate::ai_gateway`).
+        AiGateway(RestBackend<crate::ai_gateway::GatewayClient<ReqwestClient>>),
         OpenAi(OpenAiBackend<ReqwestClient>),
         Unconfigured(Unconfigured),
     }
@@ -81,6 +83,7 @@ mod any {
         async fn run(&self, request: InferenceRequest) -> Result<Output, Error> {
             match self {
                 AnyBackend::Rest(b) => b.run(request).await,
+                AnyBackend::AiGateway(b) => b.run(request).await,
                 AnyBackend::OpenAi(b) => b.run(request).await,
                 AnyBackend::Unconfigured(b) => b.run(request).await,
             }

@@ -5,6 +5,7 @@
 //! (or any OpenAI-compatible upstream). Everything a client observes is decided in
 //! cng-core; this crate converts types, reads configuration, and runs the process.
 
+pub mod ai_gateway;
 pub mod cli;
 mod http;
 pub mod keys;
@@ -13,4 +14,4 @@ pub mod serve;
 pub mod services;
 pub mod store;
 
-pub use serve::{Running, UpstreamEnv, start};
+pub use serve::{Running, UpstreamEnv, start, start_with};

@@ -134,7 +134,11 @@ impl Running {
     }
 }
 
-fn backend(args: &ServeArgs, env: &UpstreamEnv) -> Result<(AnyBackend, String), String> {
+fn backend(
+    args: &ServeArgs,
+    env: &UpstreamEnv,
+    aig: Option<&crate::ai_gateway::AiGatewaySettings>,
+) -> Result<(AnyBackend, String), String> {
     let timeouts = Timeouts {
         first_byte: Duration::from_secs(args.first_byte_timeout),
         idle: Duration::from_secs(args.idle_timeout),
@@ -151,6 +155,9 @@ fn backend(args: &ServeArgs, env: &UpstreamEnv) -> Result<(AnyBackend, String), 
             AnyBackend::OpenAi(OpenAiBackend::new(config, client()?)),
             label,
         ));
+    }
+    if let (Some(aig), Some(token)) = (aig, &env.api_token) {
+        return aig.backend(env.account_id.as_deref(), token, client()?);
     }
     match (&env.account_id, &env.api_token) {
         (Some(account), Some(token)) => {
@@ -179,9 +186,19 @@ fn redact_url(url: &str) -> String {
 
 /// Builds the gateway, bootstraps the admin key, binds and serves in the background.
 pub async fn start(args: ServeArgs, env: UpstreamEnv) -> Result<Running, String> {
+    let aig = crate::ai_gateway::AiGatewaySettings::from_env()?;
+    start_with(args, env, aig).await
+}
+
+/// [`start`] with the AI Gateway settings given rather than read from the environment.
+pub async fn start_with(
+    args: ServeArgs,
+    env: UpstreamEnv,
+    aig: Option<crate::ai_gateway::AiGatewaySettings>,
+) -> Result<Running, String> {
     let store = SqliteStore::open(&args.data.data).map_err(|e| e.message().to_string())?;
     let services = os_services();
-    let (backend, upstream) = backend(&args, &env)?;
+    let (backend, upstream) = backend(&args, &env, aig.as_ref())?;
     // Checked before anything is stored: a misconfiguration stops the start cleanly.
     let access = crate::operate::access_verifier()?;
     let admin_key_hash = env.admin_key.as_deref().map(auth::hash_key);

@@ -1,0 +1,261 @@
+//! Providers end to end: the real server (SQLite, hyper, reqwest) in front of
+//! cng-testkit's fake upstream acting as a Cloudflare AI Gateway (it serves
+//! `/{account}/{gateway}/workers-ai/{model}` and records every request), team tokens
+//! with a budget held in the SQLite store, and the SSRF canary: URLs in requests never
+//! cause a connection.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cng_providers::ai_gateway::GatewayOptions;
+use cng_server::ai_gateway::AiGatewaySettings;
+use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::{Running, UpstreamEnv};
+use cng_testkit::{FakeUpstream, fixtures_dir};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "cng-providers-e2e-admin-key-0000000000000000";
+const TOKEN: &str = "cf-token-providers-e2e";
+const MODEL: &str = "@cf/meta/llama-3.1-8b-instruct";
+
+struct Env {
+    fake: FakeUpstream,
+    server: Running,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(aig: Option<AiGatewaySettings>) -> Env {
+    let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: DataArgs {
+            data: dir.path().to_path_buf(),
+        },
+        upstream: None,
+        shutdown_grace: 2,
+        max_body_bytes: 64 * 1024,
+        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
+        public_url: None,
+        first_byte_timeout: 2,
+        idle_timeout: 1,
+    };
+    let env = UpstreamEnv {
+        account_id: Some("acct-e2e".into()),
+        api_token: Some(TOKEN.into()),
+        api_base: Some(fake.cf_api_base()),
+        upstream_key: None,
+        admin_key: Some(ADMIN.into()),
+    };
+    let aig = aig.map(|mut s| {
+        s.base_url = Some(format!("{}/v1", fake.base_url()));
+        s
+    });
+    let server = cng_server::start_with(args, env, aig).await.unwrap();
+    Env {
+        fake,
+        server,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    async fn post(
+        &self,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.server.addr))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let v = r.json().await.unwrap_or(Value::Null);
+        (status, headers, v)
+    }
+
+    async fn chat(
+        &self,
+        key: &str,
+        model: &str,
+        text: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.post(
+            "/v1/chat/completions",
+            key,
+            json!({"model": model, "messages": [{"role": "user", "content": text}]}),
+        )
+        .await
+    }
+}
+
+fn gateway_settings() -> AiGatewaySettings {
+    AiGatewaySettings {
+        gateway: "acct-e2e/gw-e2e".into(),
+        base_url: None,
+        token: Some("aig-token-e2e".into()),
+        options: GatewayOptions {
+            cache_ttl: Some(600),
+            skip_cache: true,
+            cache_key: Some("e2e-key".into()),
+            request_timeout: Some(Duration::from_millis(4000)),
+            max_attempts: Some(2),
+            ..GatewayOptions::default()
+        },
+        allow_loopback_http: true,
+    }
+}
+
+#[tokio::test]
+async fn workers_ai_through_the_ai_gateway_url_form_and_headers() {
+    let env = start(Some(gateway_settings())).await;
+    let (status, _, v) = env.chat(ADMIN, MODEL, "hello gateway").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    let reqs = env.fake.requests();
+    let r = reqs.last().unwrap();
+    assert_eq!(r.path, format!("/v1/acct-e2e/gw-e2e/workers-ai/{MODEL}"));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(
+        r.header("cf-aig-authorization"),
+        Some("Bearer aig-token-e2e")
+    );
+    assert_eq!(r.header("cf-aig-cache-ttl"), Some("600"));
+    assert_eq!(r.header("cf-aig-skip-cache"), Some("true"));
+    assert_eq!(r.header("cf-aig-cache-key"), Some("e2e-key"));
+    assert_eq!(r.header("cf-aig-request-timeout"), Some("4000"));
+    assert_eq!(r.header("cf-aig-max-attempts"), Some("2"));
+}
+
+#[tokio::test]
+async fn a_remote_http_gateway_base_is_refused_at_start() {
+    let mut s = gateway_settings();
+    s.allow_loopback_http = false;
+    let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    s.base_url = Some(format!("{}/v1", fake.base_url()));
+    let err = s
+        .backend(
+            Some("a"),
+            "t",
+            cng_providers::ReqwestClient::new(Default::default()).unwrap(),
+        )
+        .err()
+        .unwrap();
+    assert!(err.contains("CNG_ALLOW_LOOPBACK_HTTP"), "{err}");
+    s.base_url = Some("http://gateway.example/v1".into());
+    s.allow_loopback_http = true;
+    let err = s
+        .backend(
+            Some("a"),
+            "t",
+            cng_providers::ReqwestClient::new(Default::default()).unwrap(),
+        )
+        .err()
+        .unwrap();
+    assert!(err.contains("https://"), "{err}");
+}
+
+#[tokio::test]
+async fn team_budget_is_enforced_by_the_sqlite_store() {
+    let env = start(None).await;
+    let (s, _, v) = env
+        .post(
+            "/api/teams",
+            ADMIN,
+            json!({"id": "red", "budget": {"unit": "requests", "per_day": 3}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    // Concurrent requests: exactly the budget is served.
+    let env = Arc::new(env);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (env, token) = (env.clone(), token.clone());
+            tokio::spawn(async move { env.chat(&token, MODEL, &format!("hi {i}")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        let (s, h, v) = t.await.unwrap();
+        match s {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                assert_eq!(v["error"]["code"], "team_budget_exceeded");
+                let after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=86_400).contains(&after));
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!((ok, limited), (3, 5));
+}
+
+#[tokio::test]
+async fn urls_in_requests_never_cause_a_fetch() {
+    // A canary listener: any connection to it is a failure.
+    let canary = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = canary.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while canary.accept().await.is_ok() {
+            h.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let env = start(Some(gateway_settings())).await;
+    let url = format!("http://127.0.0.1:{port}/v1");
+    for model in [
+        url.clone(),
+        format!("workers-ai/{url}"),
+        format!("{MODEL}#{url}"),
+        format!("//127.0.0.1:{port}/x"),
+    ] {
+        let (s, _, v) = env.chat(ADMIN, &model, "hi").await;
+        assert!((400..500).contains(&s), "{model}: {s} {v}");
+    }
+    // URLs in content, image parts and unknown fields are data, never destinations.
+    let (s, _, _) = env
+        .post(
+            "/v1/chat/completions",
+            ADMIN,
+            json!({
+                "model": MODEL,
+                "base_url": url,
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": format!("fetch {url}")},
+                    {"type": "image_url", "image_url": {"url": format!("{url}/cat.png")}}
+                ]}]
+            }),
+        )
+        .await;
+    assert!(s < 500, "{s}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "cng connected to a URL from a request"
+    );
+    // And every upstream request went to the configured gateway only.
+    for r in env.fake.requests() {
+        assert!(r.path.starts_with("/v1/acct-e2e/gw-e2e/"), "{}", r.path);
+    }
+}
