@@ -537,7 +537,11 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!err.message().contains("cf-api-token"), "{}", err.message());
-        assert!(!err.message().contains("gw-token-secret"), "{}", err.message());
+        assert!(
+            !err.message().contains("gw-token-secret"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
