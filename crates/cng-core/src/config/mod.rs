@@ -54,6 +54,12 @@ pub struct GatewayDoc {
     pub images: ImagesConfig,
     pub rate_limits: RateLimitsConfig,
     pub badges: BadgesConfig,
+    /// Third-party providers by name (see [`crate::routing::config`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, crate::routing::config::ProviderConfig>,
+    /// Fallback chains: alias → ordered `provider/model` targets.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, Vec<String>>,
 }
 
 /// The endpoints a default model can be set for (closed set).
@@ -226,6 +232,8 @@ impl GatewayDoc {
                 .map(|(a, t)| (a.to_string(), t.to_string()))
                 .collect(),
             defaults: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            targets: BTreeMap::new(),
             models: ModelsConfig::default(),
             images: ImagesConfig::default(),
             rate_limits: RateLimitsConfig::default(),

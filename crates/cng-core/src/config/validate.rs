@@ -179,6 +179,13 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(
             ),
         ));
     }
+    // Upstream URLs in the document: https only (no loopback exception for an
+    // admin-written document; tests use the server's own settings).
+    crate::routing::config::validate(
+        &doc.providers,
+        &doc.targets,
+        crate::routing::UrlPolicy::default(),
+    )?;
     for (id, facts) in &doc.models.catalog {
         let p = format!("models.catalog.{id}");
         if !is_workers_ai_id(id) {

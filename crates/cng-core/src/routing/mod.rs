@@ -12,6 +12,7 @@
 //!
 //! Pure: no I/O, so every rule here is tested natively.
 
+pub mod config;
 pub mod fallback;
 pub mod naming;
 pub mod url_guard;
