@@ -110,7 +110,7 @@ pub fn validate(
             return Err(Error::invalid_param(
                 format!("{at}.key"),
                 format!(
-                    "`{at}.key` must be sealed (`{SEALED_PREFIX}…`); store provider keys with `cng provider-key`, never in clear"
+                    "`{at}.key` must be sealed (`{SEALED_PREFIX}…`); seal it under CNG_MASTER_KEY (see docs/providers.md), never store it in clear"
                 ),
             ));
         }
