@@ -34,6 +34,7 @@
 //! `impl Future` and is not object-safe): see [`AnyBackend`].
 
 pub mod ai_gateway;
+pub mod anthropic;
 pub mod binding;
 pub mod catalog;
 pub mod chain;
