@@ -259,3 +259,85 @@ async fn urls_in_requests_never_cause_a_fetch() {
         assert!(r.path.starts_with("/v1/acct-e2e/gw-e2e/"), "{}", r.path);
     }
 }
+
+fn openai_target(base: &str) -> cng_providers::AnyBackend {
+    let mut cfg = cng_providers::OpenAiConfig::new(base).with_api_key("sk-e2e");
+    cfg.retries = 0;
+    cng_providers::AnyBackend::OpenAi(cng_providers::OpenAiBackend::new(
+        cfg,
+        cng_providers::ReqwestClient::new(Default::default()).unwrap(),
+    ))
+}
+
+fn target(provider: &str, model: &str) -> cng_core::routing::Target {
+    cng_core::routing::Target {
+        provider: provider.into(),
+        model: model.into(),
+    }
+}
+
+fn chat_request(text: &str) -> cng_core::backend::InferenceRequest {
+    cng_core::backend::InferenceRequest {
+        model: "fast".into(),
+        task: cng_core::catalog::Task::TextGeneration,
+        input: cng_core::backend::Input::Json(
+            json!({"messages": [{"role": "user", "content": text}]}),
+        ),
+        stream: false,
+    }
+}
+
+#[tokio::test]
+async fn fallback_to_the_next_target_when_the_first_is_down() {
+    let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    // A port nobody listens on: connection refused before any byte.
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_base = format!("http://{}/v1", down.local_addr().unwrap());
+    drop(down);
+    let chain = cng_providers::chain::Chain::new(vec![
+        (target("openai", "gpt-4o-mini"), openai_target(&down_base)),
+        (
+            target("groq", "llama-3.3-70b"),
+            openai_target(&fake.openai_base()),
+        ),
+    ]);
+    let served = chain
+        .run_traced(chat_request("fallback please"))
+        .await
+        .unwrap();
+    assert_eq!(served.target.label(), "groq/llama-3.3-70b");
+    assert_eq!(served.skipped.len(), 1);
+    assert_eq!(served.skipped[0].0.label(), "openai/gpt-4o-mini");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].model().as_deref(), Some("llama-3.3-70b"));
+    assert!(
+        matches!(served.output, cng_core::backend::Output::Json(v) if v["object"] == "chat.completion")
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_falls_back_but_a_400_is_answered_at_once() {
+    let first = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    let second = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    let chain = cng_providers::chain::Chain::new(vec![
+        (target("a", "m1"), openai_target(&first.openai_base())),
+        (target("b", "m2"), openai_target(&second.openai_base())),
+    ]);
+    // Both fakes read the same directive: the 503 makes the chain try `b`, which fails
+    // the same way, so the last error is answered after both were asked.
+    let e = chain
+        .run_traced(chat_request("!status 503"))
+        .await
+        .unwrap_err();
+    assert!(e.status().is_server_error(), "{e:?}");
+    assert_eq!((first.requests().len(), second.requests().len()), (1, 1));
+    first.clear();
+    second.clear();
+    let e = chain
+        .run_traced(chat_request("!status 400"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status().as_u16(), 400);
+    assert_eq!((first.requests().len(), second.requests().len()), (1, 0));
+}
