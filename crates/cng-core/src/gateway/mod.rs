@@ -418,6 +418,16 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             _ => requested.to_string(),
         };
         let requested = requested.as_str();
+        // `workers-ai/@cf/…` and `@cf/…#workers-ai` name Workers AI explicitly; a
+        // URL-shaped name is refused (crate::routing::naming).
+        let named =
+            crate::routing::ModelRef::parse(requested, |p| ctx.live.doc.providers.contains_key(p))?;
+        let requested = match named.provider.as_deref() {
+            Some(crate::routing::naming::WORKERS_AI) if !self.config.open_models => {
+                named.model.as_str()
+            }
+            _ => requested,
+        };
         ctx.log.model = Some(requested.to_string());
         let live = ctx.live.clone();
         let resolved = match live.aliases.resolve_for(requested, &live.catalog, tasks) {
