@@ -307,13 +307,19 @@ impl<H: HttpClient + Clone + MaybeSend> HttpClient for GatewayClient<H> {
                 req.headers_mut().insert(k.clone(), v.clone());
             }
             let resp = self.inner.send(req).await?;
-            let passed = PASSED_RESPONSE_HEADERS
+            let passed: Vec<(HeaderName, HeaderValue)> = PASSED_RESPONSE_HEADERS
                 .iter()
                 .filter_map(|n| {
                     let v = resp.headers().get(*n)?;
                     Some((HeaderName::from_static(n), v.clone()))
                 })
                 .collect();
+            #[cfg(feature = "native")]
+            let _ = PASSTHROUGH.try_with(|slot| {
+                if let Ok(mut m) = slot.lock() {
+                    *m = ResponseMeta(passed.clone());
+                }
+            });
             if let Ok(mut m) = self.meta.lock() {
                 *m = ResponseMeta(passed);
             }
@@ -324,6 +330,25 @@ impl<H: HttpClient + Clone + MaybeSend> HttpClient for GatewayClient<H> {
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + MaybeSend {
         self.inner.sleep(d)
     }
+}
+
+#[cfg(feature = "native")]
+tokio::task_local! {
+    /// The answer headers of the gateway for the request being served on this task.
+    static PASSTHROUGH: Arc<Mutex<ResponseMeta>>;
+}
+
+/// Runs `f` (a whole gateway request) and returns, with its output, the gateway's
+/// answer headers of the last upstream call made inside it — so a shared backend can
+/// still hand each client its own `cf-aig-cache-status` and `cf-aig-log-id`. Native
+/// only (a tokio task-local); the response head of a stream is in by the time `f`
+/// returns, so streams get them too.
+#[cfg(feature = "native")]
+pub async fn with_passthrough<F: Future>(f: F) -> (F::Output, ResponseMeta) {
+    let slot = Arc::new(Mutex::new(ResponseMeta::default()));
+    let out = PASSTHROUGH.scope(slot.clone(), f).await;
+    let meta = slot.lock().map(|m| m.clone()).unwrap_or_default();
+    (out, meta)
 }
 
 /// Workers AI through the gateway: the REST backend (body, envelope, retries, error

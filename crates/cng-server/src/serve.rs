@@ -337,7 +337,13 @@ async fn serve_one(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = gateway.handle(crate::http::request(req)).await;
+    let (mut resp, aig) =
+        cng_providers::ai_gateway::with_passthrough(gateway.handle(crate::http::request(req)))
+            .await;
+    // The AI Gateway's cf-aig-cache-status / cf-aig-log-id / cf-aig-event-id, if any.
+    for (name, value) in aig.0 {
+        resp.headers_mut().insert(name, value);
+    }
     let log = resp
         .extensions()
         .get::<RequestLog>()

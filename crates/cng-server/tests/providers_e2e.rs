@@ -122,9 +122,12 @@ fn gateway_settings() -> AiGatewaySettings {
 #[tokio::test]
 async fn workers_ai_through_the_ai_gateway_url_form_and_headers() {
     let env = start(Some(gateway_settings())).await;
-    let (status, _, v) = env.chat(ADMIN, MODEL, "hello gateway").await;
+    let (status, headers, v) = env.chat(ADMIN, MODEL, "hello gateway").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["object"], "chat.completion");
+    // The gateway's answer headers reach the client.
+    assert_eq!(headers["cf-aig-cache-status"], "MISS");
+    assert_eq!(headers["cf-aig-log-id"], "fake-log-0001");
     let reqs = env.fake.requests();
     let r = reqs.last().unwrap();
     assert_eq!(r.path, format!("/v1/acct-e2e/gw-e2e/workers-ai/{MODEL}"));
@@ -141,6 +144,30 @@ async fn workers_ai_through_the_ai_gateway_url_form_and_headers() {
     assert_eq!(r.header("cf-aig-cache-key"), Some("e2e-key"));
     assert_eq!(r.header("cf-aig-request-timeout"), Some("4000"));
     assert_eq!(r.header("cf-aig-max-attempts"), Some("2"));
+}
+
+#[tokio::test]
+async fn streams_through_the_gateway_get_its_headers_too() {
+    let env = start(Some(gateway_settings())).await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", env.server.addr))
+        .bearer_auth(ADMIN)
+        .json(&json!({"model": MODEL, "stream": true, "messages": [{"role": "user", "content": "stream via gateway"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cf-aig-cache-status"], "MISS");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("[DONE]"), "{body}");
+}
+
+#[tokio::test]
+async fn without_a_gateway_no_cf_aig_headers_appear() {
+    let env = start(None).await;
+    let (status, headers, _) = env.chat(ADMIN, MODEL, "direct").await;
+    assert_eq!(status, 200);
+    assert!(headers.get("cf-aig-cache-status").is_none());
 }
 
 #[tokio::test]

@@ -110,6 +110,7 @@ async fn handle(
 ) -> Result<Response<ScriptedBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
+    let via_ai_gateway = path.contains("/workers-ai/");
 
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -216,6 +217,13 @@ async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&answered_with) {
         res.headers_mut().insert("x-fake-answer", v);
+    }
+    // As a Cloudflare AI Gateway (`/{account}/{gateway}/workers-ai/…`): its answer
+    // headers, for tests that check cng passes them on.
+    if via_ai_gateway {
+        let h = res.headers_mut();
+        h.insert("cf-aig-cache-status", HeaderValue::from_static("MISS"));
+        h.insert("cf-aig-log-id", HeaderValue::from_static("fake-log-0001"));
     }
     Ok(res)
 }
