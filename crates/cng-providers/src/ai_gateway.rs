@@ -301,9 +301,18 @@ impl<H: HttpClient + Clone + MaybeSend> HttpClient for GatewayClient<H> {
         mut req: http::Request<Bytes>,
     ) -> impl Future<Output = Result<http::Response<ByteStream>, Error>> + MaybeSend {
         let routed = self.route(req.uri());
+        // Per-request metadata set by the host for this task, else the client's own.
+        #[cfg(feature = "native")]
+        let per_call = CALL.try_with(|c| self.config.headers(c)).ok();
+        #[cfg(not(feature = "native"))]
+        let per_call: Option<Result<HeaderMap, Error>> = None;
         async move {
             *req.uri_mut() = routed?;
-            for (k, v) in &self.headers {
+            let headers = match per_call {
+                Some(h) => h?,
+                None => self.headers.clone(),
+            };
+            for (k, v) in &headers {
                 req.headers_mut().insert(k.clone(), v.clone());
             }
             let resp = self.inner.send(req).await?;
@@ -336,6 +345,8 @@ impl<H: HttpClient + Clone + MaybeSend> HttpClient for GatewayClient<H> {
 tokio::task_local! {
     /// The answer headers of the gateway for the request being served on this task.
     static PASSTHROUGH: Arc<Mutex<ResponseMeta>>;
+    /// Who is asking, for the request being served on this task.
+    static CALL: CallMeta;
 }
 
 /// Runs `f` (a whole gateway request) and returns, with its output, the gateway's
@@ -343,10 +354,12 @@ tokio::task_local! {
 /// still hand each client its own `cf-aig-cache-status` and `cf-aig-log-id`. Native
 /// only (a tokio task-local); the response head of a stream is in by the time `f`
 /// returns, so streams get them too.
+/// `call` (the key's name, the request id) goes into `cf-aig-metadata` and
+/// `cf-aig-event-id` of every gateway call made inside `f`.
 #[cfg(feature = "native")]
-pub async fn with_passthrough<F: Future>(f: F) -> (F::Output, ResponseMeta) {
+pub async fn with_passthrough<F: Future>(call: CallMeta, f: F) -> (F::Output, ResponseMeta) {
     let slot = Arc::new(Mutex::new(ResponseMeta::default()));
-    let out = PASSTHROUGH.scope(slot.clone(), f).await;
+    let out = PASSTHROUGH.scope(slot.clone(), CALL.scope(call, f)).await;
     let meta = slot.lock().map(|m| m.clone()).unwrap_or_default();
     (out, meta)
 }

@@ -115,3 +115,59 @@ impl AiGatewaySettings {
         ))
     }
 }
+
+/// Who is asking, for `cf-aig-metadata` and `cf-aig-event-id` — only when the upstream
+/// is an AI Gateway (elsewhere nothing reads it, and the key lookup would be wasted).
+/// The request id is the one cng answers with: the client's `x-request-id` when valid,
+/// else a fresh one set on the request so the gateway core uses the same. The key's
+/// *name* (never the key) comes from the same lookup the core does; a request that
+/// does not authenticate gets none.
+pub async fn call_meta(
+    gateway: &crate::serve::NativeGateway,
+    req: &mut http::Request<cng_core::Body>,
+) -> cng_providers::ai_gateway::CallMeta {
+    let mut call = cng_providers::ai_gateway::CallMeta::default();
+    if !gateway.config().upstream.starts_with("ai-gateway") {
+        return call;
+    }
+    let valid =
+        |v: &str| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
+    let id = match req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(v) if valid(v) => v.to_string(),
+        _ => {
+            let id = format!("req_{}", gateway.services().ids.fresh_id());
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                req.headers_mut().insert("x-request-id", v);
+            }
+            id
+        }
+    };
+    call.request_id = Some(id);
+    let key = cng_core::auth::key_from_headers(req.headers());
+    let clock = &*gateway.services().clock;
+    let now = clock.unix_seconds();
+    let name = match key {
+        Some(k) if k.starts_with(cng_core::teams::token::TOKEN_PREFIX) => {
+            cng_core::teams::authenticate(gateway.store(), now, k)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.principal().name)
+        }
+        _ => cng_core::auth::authenticate(
+            gateway.store(),
+            clock,
+            gateway.config().admin_key_hash.as_ref(),
+            key,
+        )
+        .await
+        .ok()
+        .map(|p| p.name),
+    };
+    call.key_name = name;
+    call
+}

@@ -337,9 +337,10 @@ async fn serve_one(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let mut req = crate::http::request(req);
+    let call = crate::ai_gateway::call_meta(gateway, &mut req).await;
     let (mut resp, aig) =
-        cng_providers::ai_gateway::with_passthrough(gateway.handle(crate::http::request(req)))
-            .await;
+        cng_providers::ai_gateway::with_passthrough(call, gateway.handle(req)).await;
     // The AI Gateway's cf-aig-cache-status / cf-aig-log-id / cf-aig-event-id, if any.
     for (name, value) in aig.0 {
         resp.headers_mut().insert(name, value);

@@ -144,6 +144,40 @@ async fn workers_ai_through_the_ai_gateway_url_form_and_headers() {
     assert_eq!(r.header("cf-aig-cache-key"), Some("e2e-key"));
     assert_eq!(r.header("cf-aig-request-timeout"), Some("4000"));
     assert_eq!(r.header("cf-aig-max-attempts"), Some("2"));
+    // Who asked: the key's name (never the key) and the request id cng answered with.
+    let meta: Value = serde_json::from_str(r.header("cf-aig-metadata").unwrap()).unwrap();
+    assert_eq!(meta["key"], "admin");
+    let request_id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(meta["request_id"], request_id);
+    assert_eq!(r.header("cf-aig-event-id"), Some(request_id));
+    assert!(!r.header("cf-aig-metadata").unwrap().contains(ADMIN));
+}
+
+#[tokio::test]
+async fn a_client_request_id_and_a_team_name_reach_the_gateway_logs() {
+    let env = start(Some(gateway_settings())).await;
+    let (_, _, v) = env.post("/api/teams", ADMIN, json!({"id": "blue"})).await;
+    let token = v["token"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", env.server.addr))
+        .bearer_auth(&token)
+        .header("x-request-id", "client-trace-42")
+        .json(
+            &json!({"model": MODEL, "messages": [{"role": "user", "content": "team via gateway"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "client-trace-42");
+    let reqs = env.fake.requests();
+    let up = reqs.last().unwrap();
+    let meta: Value = serde_json::from_str(up.header("cf-aig-metadata").unwrap()).unwrap();
+    assert_eq!(
+        meta,
+        json!({"key": "team:blue", "request_id": "client-trace-42"})
+    );
+    assert_eq!(up.header("cf-aig-event-id"), Some("client-trace-42"));
 }
 
 #[tokio::test]
