@@ -13,5 +13,6 @@ mod operate;
 pub mod serve;
 pub mod services;
 pub mod store;
+mod team_usage;
 
 pub use serve::{Running, UpstreamEnv, start, start_with};

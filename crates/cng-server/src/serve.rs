@@ -244,7 +244,9 @@ pub async fn start_with(
         ..GatewayConfig::default()
     };
     let usage = crate::operate::usage_sink(&args.data.data)?;
-    let mut gateway = Gateway::new(backend, store, services, config).with_usage(usage.clone());
+    let team_tokens = Arc::new(crate::team_usage::TeamTokens::new(usage.clone()));
+    let mut gateway =
+        Gateway::new(backend, store, services, config).with_usage(team_tokens.clone());
     if let Some(search) = crate::operate::model_search(&args, &env) {
         gateway = gateway.with_model_search(search);
     }
@@ -252,6 +254,7 @@ pub async fn start_with(
         gateway = gateway.with_access(access);
     }
     let gateway = Arc::new(gateway);
+    team_tokens.attach(&gateway);
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
     let in_flight = Arc::new(InFlight::default());
     let counts = in_flight.clone();

@@ -402,3 +402,44 @@ async fn a_5xx_falls_back_but_a_400_is_answered_at_once() {
     assert_eq!(e.status().as_u16(), 400);
     assert_eq!((first.requests().len(), second.requests().len()), (1, 0));
 }
+
+#[tokio::test]
+async fn a_tokens_budget_is_charged_with_what_answers_used() {
+    let env = start(None).await;
+    let (s, _, v) = env
+        .post(
+            "/api/teams",
+            ADMIN,
+            json!({"id": "green", "budget": {"unit": "tokens", "per_day": 5}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let (s, _, v) = env.chat(&token, MODEL, "count my tokens").await;
+    assert_eq!(s, 200, "{v}");
+    let used = v["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used > 0);
+    // Booking runs beside each request; after about 5 / used answers the budget is
+    // spent and the next request is refused (admission checks what is booked).
+    let mut last = 0;
+    let mut served = 1;
+    for _ in 0..50 {
+        let (s, h, v) = env.chat(&token, MODEL, "count my tokens").await;
+        last = s;
+        if s == 429 {
+            assert_eq!(v["error"]["code"], "team_budget_exceeded");
+            assert!(v["error"]["message"].as_str().unwrap().contains("5 tokens"));
+            assert!(h.contains_key("retry-after"));
+            break;
+        }
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, 429);
+    // Never more than one answer past the budget (admission happens before the answer
+    // is known), plus bookings still in flight when the next request came.
+    assert!(
+        served * used >= 5 && served <= 5u64.div_ceil(used) + 2,
+        "{served}"
+    );
+}
