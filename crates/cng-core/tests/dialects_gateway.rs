@@ -236,7 +236,7 @@ fn gateway_errors_on_messages_routes_are_anthropic_shaped() {
     assert_eq!(r.headers["allow"], "POST");
     // Unknown model, bad JSON, missing max_tokens.
     let mut body = message_body();
-    body["model"] = json!("claude-sonnet-4-5");
+    body["model"] = json!("claude-imaginary-9");
     assert_anthropic_error(
         &send(&g, anthropic_post("/v1/messages", Some(ADMIN), body)),
         404,
