@@ -15,6 +15,9 @@
     reason = "test code: a failure should stop the test"
 )]
 
+mod support;
+use support::{NOW, error_section, pretty};
+
 use std::fs;
 use std::path::Path;
 
@@ -35,22 +38,6 @@ struct Case {
     schema: String,
     schema_source: String,
     stream: bool,
-}
-
-/// The clock every fixture runs at: 2025-06-15T00:00:00Z.
-const NOW: u64 = 1_749_945_600;
-
-fn pretty(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap()
-}
-
-fn error_section(e: &Error) -> String {
-    let body: Value = serde_json::from_slice(&e.to_json()).unwrap();
-    format!(
-        "== error: HTTP {}\n{}\n",
-        e.status().as_u16(),
-        pretty(&body)
-    )
 }
 
 fn plan_case(body: &[u8]) -> Result<ResponsesPlan, Error> {
