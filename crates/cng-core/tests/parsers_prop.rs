@@ -541,3 +541,83 @@ proptest! {
         }
     }
 }
+
+// Multipart uploads (audio, image edits) and config import.
+
+fn form_part() -> impl Strategy<Value = (String, Option<String>, Vec<u8>)> {
+    (
+        "[a-z_]{1,8}",
+        prop::option::of("[a-z]{1,6}\\.(wav|png)"),
+        // Bytes that never contain the boundary's dashes pair.
+        prop::collection::vec(any::<u8>().prop_filter("no dash", |b| *b != b'-'), 0..200),
+    )
+}
+
+fn build_form(boundary: &str, parts: &[(String, Option<String>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, filename, data) in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => out.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => out.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+fn read_form(pieces: &[&[u8]], limit: usize) -> Result<cng_core::multipart::Form, String> {
+    let chunks: Vec<Result<Bytes, Error>> = pieces
+        .iter()
+        .map(|p| Ok(Bytes::copy_from_slice(p)))
+        .collect();
+    let body = Body::Stream(Box::pin(futures_util::stream::iter(chunks)));
+    block_on(cng_core::multipart::read(body, "XyZboundary".into(), limit))
+        .map_err(|e| e.message().to_string())
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A form reads the same whatever way the network cut it, and its fields come back
+    /// byte for byte.
+    #[test]
+    fn multipart_any_split_same_form(parts in prop::collection::vec(form_part(), 1..4), cuts in cuts()) {
+        let body = build_form("XyZboundary", &parts);
+        let whole = read_form(&[&body], 1 << 20);
+        let form = whole.clone().expect("a well-formed form reads");
+        prop_assert_eq!(form.parts.len(), parts.len());
+        for (p, (name, _, data)) in form.parts.iter().zip(&parts) {
+            prop_assert_eq!(&p.name, name);
+            prop_assert_eq!(&p.data[..], &data[..]);
+        }
+        prop_assert_eq!(read_form(&splits(&body, &cuts), 1 << 20), whole);
+    }
+
+    /// Garbage and forms over the limit are errors, never panics.
+    #[test]
+    fn multipart_garbage_never_panics(body in raw_bytes(600), cuts in cuts(), limit in 0usize..400) {
+        let _ = read_form(&splits(&body, &cuts), limit);
+        let mut framed = b"--XyZboundary\r\n".to_vec();
+        framed.extend_from_slice(&body);
+        let _ = read_form(&[&framed], limit);
+    }
+
+    /// A config import of any JSON is validated: an answer (2xx or an OpenAI-shaped
+    /// 4xx), never a panic or a bare 500.
+    #[test]
+    fn config_import_never_panics(doc in json_value()) {
+        let g = gateway();
+        let (status, body) = post(&g, "/api/config/import", serde_json::to_vec(&doc).unwrap());
+        assert_answer(status, &body)?;
+        let wrapped = json!({"version": 0, "config": doc});
+        let (status, body) = post(&g, "/api/config/import", serde_json::to_vec(&wrapped).unwrap());
+        assert_answer(status, &body)?;
+    }
+}

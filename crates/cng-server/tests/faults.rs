@@ -1135,3 +1135,79 @@ async fn ten_thousand_invalid_keys_same_timing_and_never_logged() {
         }
     }
 }
+
+/// Config writes (`PUT /api/config`, read-modify-write with the version) under kill -9:
+/// every write that was answered 2xx is in the document after a restart, because each
+/// acknowledged document was based on the one before it.
+#[tokio::test]
+async fn kill_9_during_concurrent_config_writes_loses_no_acknowledged_write() {
+    let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cng.log");
+    let data = dir.path().join("data");
+    let mut acknowledged: Vec<String> = Vec::new();
+    for round in 0..3u64 {
+        let (mut server, addr) = spawn_server(&data, &log, &fake.cf_api_base());
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                tokio::spawn(async move {
+                    let c = reqwest::Client::new();
+                    let mut acked = Vec::new();
+                    for n in 0..1000 {
+                        let url = format!("http://{addr}/api/config");
+                        let Ok(r) = c.get(&url).bearer_auth(ADMIN).send().await else {
+                            break;
+                        };
+                        let Ok(mut doc) = r.json::<Value>().await else {
+                            break;
+                        };
+                        let alias = format!("crash-{round}-{w}-{n}");
+                        doc["aliases"][&alias] = json!("@cf/meta/llama-3.1-8b-instruct");
+                        match c.put(&url).bearer_auth(ADMIN).json(&doc).send().await {
+                            Ok(r) if r.status().is_success() => acked.push(alias),
+                            Ok(r) if r.status() == 409 => {}
+                            Ok(r) => panic!("unexpected {}", r.status()),
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis([40, 120, 300][round as usize])).await;
+        server.kill().unwrap();
+        let _ = server.wait();
+        for w in writers {
+            acknowledged.extend(w.await.unwrap());
+        }
+    }
+    assert!(!acknowledged.is_empty(), "some writes were acknowledged");
+    let conn = rusqlite::Connection::open(data.join(cng_server::store::DB_FILE)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let (mut server, addr) = spawn_server(&data, &log, &fake.cf_api_base());
+    let doc: Value = reqwest::Client::new()
+        .get(format!("http://{addr}/api/config"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for alias in &acknowledged {
+        assert!(
+            doc["aliases"].get(alias).is_some(),
+            "acknowledged alias {alias} survived kill -9"
+        );
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    eprintln!(
+        "{} acknowledged config writes survived kill -9",
+        acknowledged.len()
+    );
+}
