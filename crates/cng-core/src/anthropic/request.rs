@@ -106,31 +106,6 @@ struct ToolResultWire {
     is_error: Option<bool>,
 }
 
-fn typed<T: for<'de> Deserialize<'de>>(param: &str, v: &Value) -> Result<T, Error> {
-    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let reason = inner
-            .split(" at line ")
-            .next()
-            .unwrap_or(&inner)
-            .to_string();
-        if let Some(field) = reason
-            .strip_prefix("missing field `")
-            .and_then(|r| r.strip_suffix('`'))
-        {
-            let p = format!("{param}.{field}");
-            return Error::invalid_param(p.clone(), format!("`{p}` is required."));
-        }
-        let p = if path == "." {
-            param.to_string()
-        } else {
-            format!("{param}.{path}")
-        };
-        Error::invalid_param(p.clone(), format!("Invalid value for `{p}`: {reason}."))
-    })
-}
-
 fn parse_block(param: &str, b: &Value) -> Result<Block, Error> {
     let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
     let text = |field: &str| -> Result<String, Error> {
@@ -148,7 +123,7 @@ fn parse_block(param: &str, b: &Value) -> Result<Block, Error> {
         "text" => Block::Text(text("text")?),
         "image" => Block::Image(image_url(&format!("{param}.source"), b.get("source"))?),
         "tool_use" => {
-            let t: ToolUseWire = typed(param, b)?;
+            let t: ToolUseWire = crate::openai::parse_value(param, b)?;
             if !(t.input.is_object() || t.input.is_null()) {
                 return Err(Error::invalid_param(
                     format!("{param}.input"),
@@ -162,7 +137,7 @@ fn parse_block(param: &str, b: &Value) -> Result<Block, Error> {
             }
         }
         "tool_result" => {
-            let r: ToolResultWire = typed(param, b)?;
+            let r: ToolResultWire = crate::openai::parse_value(param, b)?;
             let (content, images) = match &r.content {
                 None | Some(Value::Null) => (String::new(), 0),
                 Some(Value::String(s)) => (s.clone(), 0),
@@ -317,7 +292,7 @@ pub fn parse_tools(tools: &[Value]) -> Result<Vec<CustomTool>, Error> {
                 .with_code("unsupported_parameter"));
             }
         }
-        let w: ToolWire = typed(&param, t)?;
+        let w: ToolWire = crate::openai::parse_value(&param, t)?;
         if !w.input_schema.is_object() {
             return Err(Error::invalid_param(
                 format!("{param}.input_schema"),

@@ -41,6 +41,43 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Parsed<T>, Error> 
     }
 }
 
+/// Deserializes a part of a request already read as JSON (a content block, an input
+/// item), with errors that name the field under `param` as [`parse_json`]'s do.
+pub fn parse_value<T: DeserializeOwned>(param: &str, v: &serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let full = if path == "." {
+            param.to_string()
+        } else {
+            format!("{param}.{path}")
+        };
+        data_error(&e.into_inner().to_string(), &full)
+    })
+}
+
+/// A 400 for a value of the wrong shape at `path` ("" = the whole body).
+fn data_error(text: &str, path: &str) -> Error {
+    // serde_json appends " at line L column C"; keep the sentence short.
+    let reason = text.split(" at line ").next().unwrap_or(text);
+    // "missing field `x`" is about x itself: point `param` at it.
+    if let Some(field) = reason
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let param = if path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        return Error::invalid_param(param.clone(), format!("`{param}` is required."));
+    }
+    if path.is_empty() {
+        Error::invalid_request(format!("Invalid request body: {reason}."))
+    } else {
+        Error::invalid_param(path, format!("Invalid value for `{path}`: {reason}."))
+    }
+}
+
 fn json_error(err: &serde_json::Error, path: &str) -> Error {
     use serde_json::error::Category;
     match err.classify() {
@@ -49,29 +86,7 @@ fn json_error(err: &serde_json::Error, path: &str) -> Error {
              `Content-Type: application/json`."
         ))
         .with_code("invalid_json"),
-        Category::Data => {
-            // serde_json appends " at line L column C"; keep the sentence short.
-            let text = err.to_string();
-            let reason = text.split(" at line ").next().unwrap_or(&text);
-            let base = if path == "." { "" } else { path };
-            // "missing field `x`" is about x itself: point `param` at it.
-            if let Some(field) = reason
-                .strip_prefix("missing field `")
-                .and_then(|r| r.strip_suffix('`'))
-            {
-                let param = if base.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{base}.{field}")
-                };
-                return Error::invalid_param(param.clone(), format!("`{param}` is required."));
-            }
-            if base.is_empty() {
-                Error::invalid_request(format!("Invalid request body: {reason}."))
-            } else {
-                Error::invalid_param(path, format!("Invalid value for `{path}`: {reason}."))
-            }
-        }
+        Category::Data => data_error(&err.to_string(), if path == "." { "" } else { path }),
     }
 }
 

@@ -131,31 +131,6 @@ struct FunctionCallOutputItem {
     output: Value,
 }
 
-fn typed<T: for<'de> Deserialize<'de>>(param: &str, v: &Value) -> Result<T, Error> {
-    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let reason = inner
-            .split(" at line ")
-            .next()
-            .unwrap_or(&inner)
-            .to_string();
-        if let Some(field) = reason
-            .strip_prefix("missing field `")
-            .and_then(|r| r.strip_suffix('`'))
-        {
-            let p = format!("{param}.{field}");
-            return Error::invalid_param(p.clone(), format!("`{p}` is required."));
-        }
-        let p = if path == "." {
-            param.to_string()
-        } else {
-            format!("{param}.{path}")
-        };
-        Error::invalid_param(p.clone(), format!("Invalid value for `{p}`: {reason}."))
-    })
-}
-
 fn parse_item(i: usize, v: &Value) -> Result<Item, Error> {
     let param = format!("input[{i}]");
     let Some(obj) = v.as_object() else {
@@ -178,7 +153,7 @@ fn parse_item(i: usize, v: &Value) -> Result<Item, Error> {
     };
     match kind {
         "message" => {
-            let m: MessageItem = typed(&param, v)?;
+            let m: MessageItem = crate::openai::parse_value(&param, v)?;
             let role = match m.role.as_str() {
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
@@ -197,7 +172,7 @@ fn parse_item(i: usize, v: &Value) -> Result<Item, Error> {
             Ok(Item::Message { role, parts })
         }
         "function_call" => {
-            let c: FunctionCallItem = typed(&param, v)?;
+            let c: FunctionCallItem = crate::openai::parse_value(&param, v)?;
             Ok(Item::FunctionCall {
                 call_id: c.call_id,
                 name: c.name,
@@ -205,7 +180,7 @@ fn parse_item(i: usize, v: &Value) -> Result<Item, Error> {
             })
         }
         "function_call_output" => {
-            let o: FunctionCallOutputItem = typed(&param, v)?;
+            let o: FunctionCallOutputItem = crate::openai::parse_value(&param, v)?;
             let output = match &o.output {
                 Value::String(s) => s.clone(),
                 other => {
@@ -368,7 +343,7 @@ pub fn parse_tools(tools: &[Value]) -> Result<Vec<FunctionTool>, Error> {
                 ));
             }
         }
-        let w: FunctionToolWire = typed(&param, t)?;
+        let w: FunctionToolWire = crate::openai::parse_value(&param, t)?;
         out.push(FunctionTool {
             name: w.name,
             description: w.description,
