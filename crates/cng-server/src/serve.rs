@@ -150,7 +150,10 @@ fn backend(
         if let Some(k) = &env.upstream_key {
             config = config.with_api_key(k);
         }
-        let label = format!("openai-compatible {}", redact_url(url));
+        let label = format!(
+            "openai-compatible {}",
+            cng_core::routing::url_guard::redact_url(url)
+        );
         return Ok((
             AnyBackend::OpenAi(OpenAiBackend::new(config, client()?)),
             label,
@@ -165,22 +168,13 @@ fn backend(
             if let Some(base) = &env.api_base {
                 config.api_base = base.trim_end_matches('/').to_string();
             }
-            let label = format!("workers-ai-rest {}", redact_url(&config.api_base));
+            let label = format!(
+                "workers-ai-rest {}",
+                cng_core::routing::url_guard::redact_url(&config.api_base)
+            );
             Ok((AnyBackend::Rest(RestBackend::new(config, client()?)), label))
         }
         _ => Ok((AnyBackend::Unconfigured(Unconfigured), "none".to_string())),
-    }
-}
-
-/// A URL without userinfo or query (which may hold credentials).
-fn redact_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let host_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host_path}")
-        }
-        None => no_query.to_string(),
     }
 }
 

@@ -90,7 +90,7 @@ impl Settings {
         match self.rest_config() {
             Some(c) => format!(
                 "workers-ai-binding, rest fallback {}",
-                redact_url(&c.api_base)
+                cng_core::routing::url_guard::redact_url(&c.api_base)
             ),
             None => "workers-ai-binding".to_string(),
         }
@@ -99,18 +99,6 @@ impl Settings {
     /// Where the REST fallback goes, for logs.
     pub fn api_base(&self) -> &str {
         self.api_base.as_deref().unwrap_or(DEFAULT_API_BASE)
-    }
-}
-
-/// A URL without userinfo, query or fragment (which may hold credentials).
-fn redact_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let host_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host_path}")
-        }
-        None => no_query.to_string(),
     }
 }
 

@@ -11,6 +11,19 @@
 
 use std::net::IpAddr;
 
+/// A URL fit for logs and `/health`: without userinfo, query or fragment (where
+/// credentials hide).
+pub fn redact_url(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host_path}")
+        }
+        None => no_query.to_string(),
+    }
+}
+
 use crate::error::Error;
 
 /// What the operator allows beyond `https`.
@@ -83,8 +96,21 @@ fn is_loopback(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
+
+    #[test]
+    fn redacted_urls_keep_scheme_host_and_path_only() {
+        assert_eq!(
+            super::redact_url("https://user:pw@api.example.com/v1?key=s3cret#x"),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(
+            super::redact_url("localhost:8000/v1?token=t"),
+            "localhost:8000/v1"
+        );
+    }
 
     const STRICT: UrlPolicy = UrlPolicy {
         allow_loopback_http: false,
