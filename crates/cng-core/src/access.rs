@@ -262,6 +262,7 @@ impl AccessVerifier {
             models: None,
             rpm: None,
             spoof: false,
+            providers: None,
         }))
     }
 }

@@ -113,9 +113,19 @@ pub struct Principal {
     pub models: Option<Vec<String>>,
     pub rpm: Option<u32>,
     pub spoof: bool,
+    /// Configured provider names this caller may reach (`workers-ai` included);
+    /// `None`: all. Only team tokens carry a list (see `crate::teams`).
+    pub providers: Option<Vec<String>>,
 }
 
 impl Principal {
+    /// May this caller reach the configured provider `provider`?
+    pub fn may_use_provider(&self, provider: &str) -> bool {
+        self.providers
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == provider))
+    }
+
     /// May this caller use `requested` (the name sent), which resolved to `model_id`?
     pub fn may_use(&self, requested: &str, model_id: &str) -> bool {
         match &self.models {
@@ -196,6 +206,7 @@ pub async fn authenticate(
                 models: None,
                 rpm: None,
                 spoof: false,
+                providers: None,
             });
         }
     }
@@ -226,6 +237,7 @@ pub async fn authenticate(
         models: rec.models,
         rpm: rec.rpm,
         spoof: rec.spoof,
+        providers: None,
     })
 }
 

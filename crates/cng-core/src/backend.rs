@@ -18,7 +18,8 @@ use bytes::Bytes;
 use futures_core::Stream;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::routing::ProviderRoute;
 
 /// `Send` on native targets, nothing on wasm32 (see the module docs).
 #[cfg(not(target_arch = "wasm32"))]
@@ -94,10 +95,38 @@ impl std::fmt::Debug for Output {
 /// [`Error::from_workers_ai`]); a backend never returns an error text that contains a
 /// credential.
 pub trait Backend {
+    /// Runs `request` on the host's Workers AI path (or its single upstream).
     fn run(
         &self,
         request: InferenceRequest,
     ) -> impl Future<Output = Result<Output, Error>> + MaybeSend;
+
+    /// Runs `request` on a provider the config names (`providers` in the config
+    /// document): an OpenAI-compatible API, Anthropic, or a provider behind the AI
+    /// Gateway's compat endpoint. `request.model` is the provider's own model id and
+    /// `request.input` an OpenAI chat body.
+    ///
+    /// The default answers 503: a host that injects a plain backend (a test fake, an
+    /// embedding application) has no way to reach third-party providers, and says so
+    /// instead of sending the request to Workers AI. `cng_providers::ProviderRouter`
+    /// implements it.
+    fn run_on(
+        &self,
+        provider: &ProviderRoute,
+        request: InferenceRequest,
+    ) -> impl Future<Output = Result<Output, Error>> + MaybeSend {
+        let name = provider.name.clone();
+        drop(request);
+        async move {
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "The provider `{name}` is configured, but this host was built without provider routing; serve it with `cng serve` or the Worker."
+                ),
+            )
+            .with_code("provider_unavailable"))
+        }
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for &B {
@@ -106,5 +135,13 @@ impl<B: Backend + ?Sized> Backend for &B {
         request: InferenceRequest,
     ) -> impl Future<Output = Result<Output, Error>> + MaybeSend {
         (**self).run(request)
+    }
+
+    fn run_on(
+        &self,
+        provider: &ProviderRoute,
+        request: InferenceRequest,
+    ) -> impl Future<Output = Result<Output, Error>> + MaybeSend {
+        (**self).run_on(provider, request)
     }
 }

@@ -173,6 +173,19 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// A model cng cannot know, served by an OpenAI-compatible API (the `--upstream`
+    /// server, a configured provider): assumed capable (OpenAI-shaped messages, image
+    /// parts, separate reasoning), so the request passes through and the provider
+    /// judges it.
+    pub fn open(id: &str) -> Self {
+        Self {
+            chat_schema: Some(ChatSchema::OpenAi),
+            vision: Vision::ContentParts,
+            reasoning: Reasoning::Separate,
+            ..Self::unknown(id)
+        }
+    }
+
     /// Defaults for a Workers AI id that the table does not know.
     ///
     /// It is assumed to be a chat model speaking the legacy messages schema — the one

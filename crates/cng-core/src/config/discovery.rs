@@ -335,7 +335,7 @@ mod tests {
         let out = accept(&mut doc, &d, all);
         assert_eq!((out.added, out.updated, out.removed), (1, 1, 1));
         assert_eq!(out.dropped_aliases, vec!["old".to_string()]);
-        validate(&doc, base, false).unwrap();
+        validate(&doc, base, Default::default()).unwrap();
         let after = effective_catalog(&doc, base);
         assert!(after.get("@cf/acme/chat-9b").is_some());
         assert!(after.get("@cf/meta/llama-2-7b-chat-fp16").is_none());

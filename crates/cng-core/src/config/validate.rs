@@ -20,14 +20,24 @@ const BADGE_WINDOW_RANGE: (u64, u64) = (60, 7 * 86_400);
 /// Largest rpm a default may set.
 const MAX_RPM: u32 = 1_000_000;
 
+/// What the host allows in a document beyond the schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// The upstream takes any model name (an OpenAI-compatible server), so names the
+    /// catalog lacks are allowed.
+    pub open_models: bool,
+    /// Which provider URLs are accepted (plain `http` to loopback only when the
+    /// operator allowed it, for tests).
+    pub url_policy: crate::routing::UrlPolicy,
+}
+
 /// Parses a config document sent by a client: returns it with the `version` it
 /// carried (if any; `GET /api/config` includes one so that a read-edit-write round
-/// trip needs no header). `open_models`: the upstream takes any model name (an
-/// OpenAI-compatible server), so names the catalog lacks are allowed.
+/// trip needs no header).
 pub fn parse_doc(
     body: &[u8],
     base: &Catalog,
-    open_models: bool,
+    rules: Rules,
 ) -> Result<(GatewayDoc, Option<u64>), Error> {
     let mut value: Value = serde_json::from_slice(body).map_err(|e| {
         Error::invalid_request(format!("The config is not valid JSON: {e}."))
@@ -50,7 +60,7 @@ pub fn parse_doc(
         }
     };
     let doc: GatewayDoc = from_value(value)?;
-    validate(&doc, base, open_models)?;
+    validate(&doc, base, rules)?;
     Ok((doc, version))
 }
 
@@ -167,9 +177,10 @@ fn model_of<'a>(catalog: &'a Catalog, name: &str) -> Option<Result<&'a ModelInfo
 }
 
 /// Checks what types cannot: versions, names, that every alias and default points at
-/// a model this document serves, ranges. With `open_models`, any model name is one the
-/// upstream may know.
-pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(), Error> {
+/// a model this document serves (or a configured provider's model), ranges. With
+/// `rules.open_models`, any model name is one the upstream may know.
+pub fn validate(doc: &GatewayDoc, base: &Catalog, rules: Rules) -> Result<(), Error> {
+    let open_models = rules.open_models;
     if doc.schema_version != SCHEMA_VERSION {
         return Err(invalid(
             "schema_version",
@@ -179,13 +190,28 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(
             ),
         ));
     }
-    // Upstream URLs in the document: https only (no loopback exception for an
-    // admin-written document; tests use the server's own settings).
-    crate::routing::config::validate(
-        &doc.providers,
-        &doc.targets,
-        crate::routing::UrlPolicy::default(),
-    )?;
+    // Upstream URLs in the document: https only (plain http to loopback only when
+    // the operator allowed it, for tests).
+    crate::routing::config::validate(&doc.providers, &doc.targets, rules.url_policy)?;
+    for name in doc.targets.keys() {
+        let p = format!("targets.{name}");
+        if doc.aliases.contains_key(name) {
+            return Err(invalid(
+                &p,
+                format!(
+                    "`{p}`: `{name}` is also an alias; a name routes one way, so keep one of the two."
+                ),
+            ));
+        }
+        if is_workers_ai_id(name) {
+            return Err(invalid(
+                &p,
+                format!(
+                    "`{p}`: a chain may not be named like a Workers AI id; it would hide the model."
+                ),
+            ));
+        }
+    }
     for (id, facts) in &doc.models.catalog {
         let p = format!("models.catalog.{id}");
         if !is_workers_ai_id(id) {
@@ -205,8 +231,26 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(
         }
     }
     let catalog = effective_catalog(doc, base);
+    // A name a configured provider serves (`openai/gpt-4o-mini`, `m#openai`, a
+    // chain): its model is the provider's to judge. `workers-ai/…` names the catalog.
+    let provider_model = |name: &str| -> Result<Option<String>, Error> {
+        if doc.targets.contains_key(name) {
+            return Ok(Some(name.to_string()));
+        }
+        let r = crate::routing::ModelRef::parse(name, |p| doc.providers.contains_key(p))?;
+        Ok(match r.provider.as_deref() {
+            Some(crate::routing::naming::WORKERS_AI) | None => None,
+            Some(_) => Some(name.to_string()),
+        })
+    };
+    let strip_workers_ai = |name: &str| -> String {
+        name.strip_prefix("workers-ai/")
+            .or_else(|| name.strip_suffix("#workers-ai"))
+            .unwrap_or(name)
+            .to_string()
+    };
     let model_of = |catalog: &Catalog, name: &str| -> Option<Result<ModelInfo, String>> {
-        match model_of(catalog, name) {
+        match model_of(catalog, &strip_workers_ai(name)) {
             Some(Ok(m)) => Some(Ok(m.clone())),
             Some(Err(id)) => Some(Err(id)),
             None => open_models.then(|| Err(name.to_string())),
@@ -296,6 +340,11 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(
                 format!("`{p}` points at `{target}`, another alias; point it at a model."),
             ));
         }
+        let provider_target = provider_model(target)
+            .map_err(|e| invalid(&p, format!("`{p}` points at `{target}`: {}", e.message())))?;
+        if provider_target.is_some() {
+            continue;
+        }
         let id = match model_of(&catalog, target) {
             Some(Ok(m)) => m.id.clone(),
             Some(Err(id)) => id,
@@ -315,9 +364,11 @@ pub fn validate(doc: &GatewayDoc, base: &Catalog, open_models: bool) -> Result<(
     }
     for (endpoint, name) in &doc.defaults {
         let p = format!("defaults.{}", endpoint.key());
-        let model = match doc.aliases.get(name) {
-            Some(target) => model_of(&catalog, target),
-            None => model_of(&catalog, name),
+        let target = doc.aliases.get(name).unwrap_or(name);
+        let model = match provider_model(target) {
+            // Providers serve chat (routing::config).
+            Ok(Some(id)) => Some(Err(id)),
+            _ => model_of(&catalog, target),
         };
         let task = match model {
             Some(Ok(m)) => m.task,
@@ -382,7 +433,12 @@ mod tests {
     use serde_json::json;
 
     fn parse(v: Value) -> Result<GatewayDoc, Error> {
-        parse_doc(v.to_string().as_bytes(), Catalog::builtin(), false).map(|(d, _)| d)
+        parse_doc(
+            v.to_string().as_bytes(),
+            Catalog::builtin(),
+            Rules::default(),
+        )
+        .map(|(d, _)| d)
     }
 
     fn param(v: Value) -> String {
@@ -394,7 +450,7 @@ mod tests {
         let d = parse(json!({"aliases": {"fast": "@cf/meta/llama-3.1-8b-instruct-fast"}})).unwrap();
         assert_eq!(d.aliases.len(), 1);
         assert_eq!(d.images.cache_ttl_seconds, 3600);
-        let (_, v) = parse_doc(br#"{"version": 7}"#, Catalog::builtin(), false).unwrap();
+        let (_, v) = parse_doc(br#"{"version": 7}"#, Catalog::builtin(), Rules::default()).unwrap();
         assert_eq!(v, Some(7));
     }
 
@@ -461,15 +517,23 @@ mod tests {
     fn open_upstreams_take_any_model_name() {
         let doc = json!({"aliases": {"fast": "llama3.2:3b"}, "defaults": {"chat": "fast"}});
         assert_eq!(param(doc.clone()), "aliases.fast");
-        let (d, _) = parse_doc(doc.to_string().as_bytes(), Catalog::builtin(), true).unwrap();
+        let (d, _) = parse_doc(
+            doc.to_string().as_bytes(),
+            Catalog::builtin(),
+            Rules {
+                open_models: true,
+                ..Rules::default()
+            },
+        )
+        .unwrap();
         assert_eq!(d.aliases["fast"], "llama3.2:3b");
     }
 
     #[test]
     fn not_an_object_and_not_json() {
-        let e = parse_doc(b"null", Catalog::builtin(), false).unwrap_err();
+        let e = parse_doc(b"null", Catalog::builtin(), Rules::default()).unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
-        let e = parse_doc(b"{", Catalog::builtin(), false).unwrap_err();
+        let e = parse_doc(b"{", Catalog::builtin(), Rules::default()).unwrap_err();
         assert_eq!(e.code(), Some("invalid_json"));
     }
 

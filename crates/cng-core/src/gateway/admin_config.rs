@@ -96,7 +96,7 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     }
     let header = if_match(&req)?;
     let body = read_json_body(req, MAX_CONFIG_BYTES).await?;
-    let (doc, body_version) = parse_doc(&body, &g.config.catalog, g.config.open_models)?;
+    let (doc, body_version) = parse_doc(&body, &g.config.catalog, g.config.doc_rules())?;
     let Some(expected) = header.or(body_version) else {
         return Err(Error::invalid_request(
             "Say which version you edited: send `If-Match: \"<version>\"` or the `version` member GET /api/config returned.",
@@ -123,6 +123,6 @@ pub(super) async fn import<B: Backend, S: Store, L: Limiter>(
 ) -> Result<Response<Body>, Error> {
     let header = if_match(&req)?;
     let body = read_json_body(req, MAX_CONFIG_BYTES).await?;
-    let (doc, _) = parse_doc(&body, &g.config.catalog, g.config.open_models)?;
+    let (doc, _) = parse_doc(&body, &g.config.catalog, g.config.doc_rules())?;
     save(g, &doc, header).await
 }

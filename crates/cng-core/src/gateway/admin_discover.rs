@@ -87,7 +87,7 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     if let Some(parts) = parts {
         let mut doc = live.doc.clone();
         let out = accept(&mut doc, &d, parts);
-        validate(&doc, &g.config.catalog, g.config.open_models)?;
+        validate(&doc, &g.config.catalog, g.config.doc_rules())?;
         let bytes = serde_json::to_vec(&doc).map_err(|e| Error::internal(e.to_string()))?;
         let expect = if live.version == 0 {
             Expect::Absent

@@ -127,7 +127,8 @@ fn check_expires(expires: Option<u64>, now: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Every listed model must be something this gateway serves.
+/// Every listed model must be something this gateway serves (a model, an alias, or a
+/// name the config routes to providers).
 async fn check_models<B: Backend, S: Store, L: Limiter>(
     g: &Gateway<B, S, L>,
     models: Option<&[String]>,
@@ -146,7 +147,8 @@ async fn check_models<B: Backend, S: Store, L: Limiter>(
         if g.config.open_models {
             break;
         }
-        if live.aliases.resolve(m, &live.catalog).is_err() {
+        let routed = matches!(super::route::provider_targets(&live, m), Ok(Some(_)));
+        if !routed && live.aliases.resolve(m, &live.catalog).is_err() {
             return Err(Error::invalid_param(
                 format!("models[{i}]"),
                 format!("`models[{i}]`: `{m}` is not a model or alias this gateway serves."),

@@ -29,10 +29,18 @@ pub(super) async fn messages<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<MessagesRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let target = g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let plan = anthropic::plan(&req, &target, &*g.services.ids, &*g.services.clock)?;
+    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
+    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
+    let (plan, output) = g
+        .run_hops(
+            ctx,
+            hops,
+            |target| anthropic::plan(&req, target, ids, clock),
+            |plan| plan.request.clone(),
+        )
+        .await?;
     ctx.log.dropped = plan.dropped.clone();
-    match g.backend.run(plan.request.clone()).await? {
+    match output {
         Output::Json(v) if plan.stream => {
             Ok(sse(Body::from(anthropic::respond_as_events(&plan, &v)?)))
         }
@@ -57,7 +65,7 @@ pub(super) async fn count_tokens<B: Backend, S: Store, L: Limiter>(
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
     // The model must exist and the key may use it, as for /v1/messages.
-    g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
+    g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
     let input_tokens = tokens::estimate(&req)?;
     Ok(json(
         StatusCode::OK,

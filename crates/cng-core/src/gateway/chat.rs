@@ -21,19 +21,24 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<ChatRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let target = g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let plan = chat::plan(&req, &target, &*g.services.ids, &*g.services.clock)?;
+    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
+    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
+    let (plan, output) = g
+        .run_hops(
+            ctx,
+            hops,
+            |target| chat::plan(&req, target, ids, clock),
+            |plan| plan.request.clone(),
+        )
+        .await?;
     ctx.log.dropped = plan.dropped.clone();
-    run(g, plan).await
+    respond(plan, output)
 }
 
-/// Runs a planned chat request and answers in the plan's dialect.
-pub(super) async fn run<B: Backend, S: Store, L: Limiter>(
-    g: &Gateway<B, S, L>,
-    plan: ChatPlan,
-) -> Result<Response<Body>, Error> {
+/// Answers a chat request's upstream output in the plan's dialect.
+pub(super) fn respond(plan: ChatPlan, output: Output) -> Result<Response<Body>, Error> {
     let client_stream = plan.request.stream || plan.emulate_stream;
-    match g.backend.run(plan.request).await? {
+    match output {
         Output::Json(v) => {
             let completion = chat::complete(&plan.context, &v)?;
             if client_stream {

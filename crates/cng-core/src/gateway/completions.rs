@@ -54,11 +54,23 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     });
     let chat_req: ChatRequest = serde_json::from_value(chat_req)
         .map_err(|e| Error::invalid_request(format!("Invalid request body: {e}.")))?;
-    let target = g.resolve(ctx, &chat_req.model, &[Task::TextGeneration])?;
-    let mut plan = chat::plan(&chat_req, &target, &*g.services.ids, &*g.services.clock)?;
-    plan.context.dialect = Dialect::TextCompletion;
-    plan.context.id = plan.context.id.replacen("chatcmpl-", "cmpl-", 1);
-    super::chat::run(g, plan).await
+    let hops = g.hops(ctx, &chat_req.model, &[Task::TextGeneration])?;
+    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
+    let (plan, output) = g
+        .run_hops(
+            ctx,
+            hops,
+            |target| {
+                let mut plan = chat::plan(&chat_req, target, ids, clock)?;
+                plan.context.dialect = Dialect::TextCompletion;
+                plan.context.id = plan.context.id.replacen("chatcmpl-", "cmpl-", 1);
+                Ok(plan)
+            },
+            |plan| plan.request.clone(),
+        )
+        .await?;
+    ctx.log.dropped = plan.dropped.clone();
+    super::chat::respond(plan, output)
 }
 
 /// The prompt as text: a string, or an array of exactly one string.

@@ -25,6 +25,7 @@ mod models;
 mod moderations;
 mod ratelimit;
 mod responses;
+mod route;
 mod routes;
 mod translations;
 mod ui;
@@ -43,7 +44,7 @@ pub use routes::{Access, Match, Route, match_route};
 use crate::alias::{AliasTable, Resolved};
 use crate::auth::{self, Principal, Role};
 use crate::backend::Backend;
-use crate::catalog::{Catalog, ChatSchema, ModelInfo, Task};
+use crate::catalog::{Catalog, ModelInfo, Task};
 use crate::config::discovery::ModelSearch;
 use crate::config::{LiveCache, LiveConfig};
 use crate::error::{Error, ErrorKind};
@@ -84,6 +85,19 @@ pub struct GatewayConfig {
     /// The origin clients reach cng at (`https://ai.example.com`), for the links of
     /// `response_format: url` images; unset: taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// Which provider URLs a config document may hold (see
+    /// [`crate::routing::url_guard`]); plain `http` to loopback only for tests.
+    pub url_policy: crate::routing::UrlPolicy,
+}
+
+impl GatewayConfig {
+    /// What a config document may hold on this host.
+    pub fn doc_rules(&self) -> crate::config::validate::Rules {
+        crate::config::validate::Rules {
+            open_models: self.open_models,
+            url_policy: self.url_policy,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -98,6 +112,7 @@ impl Default for GatewayConfig {
             config_ttl_seconds: 0,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             public_url: None,
+            url_policy: crate::routing::UrlPolicy::default(),
         }
     }
 }
@@ -115,8 +130,14 @@ pub struct RequestLog {
     pub dropped: Vec<&'static str>,
     /// Request fields cng does not know (ignored).
     pub ignored: Vec<String>,
-    /// The Workers AI model the request resolved to (usage is counted per model).
+    /// The model usage is counted under: the Workers AI id the request resolved to,
+    /// or `provider/model` when a configured provider served it.
     pub resolved_model: Option<String>,
+    /// The target that served (or failed last), `provider/model`: the `x-cng-target`
+    /// response header.
+    pub target: Option<String>,
+    /// Targets left for the next one, each with why (fallback chains).
+    pub fallbacks: Vec<String>,
 }
 
 /// The gateway. `L` counts per-key request rates: in memory by default.
@@ -275,6 +296,13 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
         }
         self.count_usage(&mut resp, &log, started_ms);
         let h = resp.headers_mut();
+        if let Some(t) = log
+            .target
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            h.insert(HeaderName::from_static("x-cng-target"), t);
+        }
         cors::apply(h, &origin_headers);
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             h.insert(HeaderName::from_static("x-request-id"), v);
@@ -405,44 +433,79 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
         })
     }
 
-    /// Resolves a model name for `tasks` and checks the caller may use it.
+    /// The model name a request means: an empty `model` takes the config's default
+    /// for this endpoint.
+    pub(crate) fn requested_name(&self, ctx: &Ctx<'_>, requested: &str, tasks: &[Task]) -> String {
+        match ctx.live.default_for(tasks) {
+            Some(d) if requested.trim().is_empty() => d.to_string(),
+            _ => requested.to_string(),
+        }
+    }
+
+    /// Resolves a model name for `tasks` on the host's own path (Workers AI or its
+    /// single upstream) and checks the caller may use it. Names the config routes to
+    /// third-party providers (`openai/…`, a `targets` chain) are for the chat-family
+    /// routes only ([`route`]) and are refused here with a message saying so.
     pub(crate) fn resolve(
         &self,
         ctx: &mut Ctx<'_>,
         requested: &str,
         tasks: &[Task],
     ) -> Result<Resolved, Error> {
-        // An empty `model` takes the config's default for this endpoint.
-        let requested = match ctx.live.default_for(tasks) {
-            Some(d) if requested.trim().is_empty() => d.to_string(),
-            _ => requested.to_string(),
-        };
+        let requested = self.requested_name(ctx, requested, tasks);
         let requested = requested.as_str();
+        ctx.log.model = Some(requested.to_string());
+        if route::provider_targets(&ctx.live, requested)?.is_some() {
+            return Err(Error::invalid_param(
+                "model",
+                format!(
+                    "`{requested}` is routed to a configured provider; providers serve chat completions, completions, responses and messages. Use a Workers AI model here."
+                ),
+            )
+            .with_code("model_not_supported"));
+        }
+        let resolved = self.lookup(&ctx.live, requested, tasks)?;
+        ctx.log.resolved_model = Some(resolved.model.id.clone());
+        if let Some(p) = &ctx.principal {
+            if !p.may_use(requested, &resolved.model.id) {
+                return Err(model_not_allowed(requested));
+            }
+            if !p.may_use_provider(crate::routing::naming::WORKERS_AI) {
+                return Err(route::provider_not_allowed(
+                    crate::routing::naming::WORKERS_AI,
+                    requested,
+                ));
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// What the host's own path knows of `requested`: aliases, the catalog, enabled
+    /// models and per-model overrides. No permission check.
+    pub(crate) fn lookup(
+        &self,
+        live: &Arc<LiveConfig>,
+        requested: &str,
+        tasks: &[Task],
+    ) -> Result<Resolved, Error> {
         // `workers-ai/@cf/…` and `@cf/…#workers-ai` name Workers AI explicitly; a
         // URL-shaped name is refused (crate::routing::naming).
         let named =
-            crate::routing::ModelRef::parse(requested, |p| ctx.live.doc.providers.contains_key(p))?;
+            crate::routing::ModelRef::parse(requested, |p| live.doc.providers.contains_key(p))?;
         let requested = match named.provider.as_deref() {
             Some(crate::routing::naming::WORKERS_AI) if !self.config.open_models => {
                 named.model.as_str()
             }
             _ => requested,
         };
-        ctx.log.model = Some(requested.to_string());
-        let live = ctx.live.clone();
         let resolved = match live.aliases.resolve_for(requested, &live.catalog, tasks) {
             Err(e) if self.config.open_models && e.kind() == ErrorKind::NotFound => Resolved {
                 requested: requested.to_string(),
                 alias: None,
                 // Unknown to cng: assume a capable OpenAI-shaped model and let the
-                // upstream judge images and reasoning.
-                model: ModelInfo {
-                    chat_schema: Some(ChatSchema::OpenAi),
-                    vision: crate::catalog::Vision::ContentParts,
-                    reasoning: crate::catalog::Reasoning::Separate,
-                    // An alias names the upstream's own model.
-                    ..ModelInfo::unknown(live.aliases.get(requested).unwrap_or(requested))
-                },
+                // upstream judge images and reasoning. An alias names the upstream's
+                // own model.
+                model: ModelInfo::open(live.aliases.get(requested).unwrap_or(requested)),
             },
             other => other?,
         };
@@ -451,17 +514,6 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             return Err(Error::model_not_found(requested));
         }
         live.apply_overrides(&mut resolved.model);
-        ctx.log.resolved_model = Some(resolved.model.id.clone());
-        if let Some(p) = &ctx.principal {
-            if !p.may_use(requested, &resolved.model.id) {
-                return Err(Error::new(
-                    ErrorKind::Permission,
-                    format!("This key may not use the model `{requested}`."),
-                )
-                .with_param("model")
-                .with_code("model_not_allowed"));
-            }
-        }
         Ok(resolved)
     }
 
@@ -509,6 +561,15 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Body::Empty => self.usage.record(event),
         }
     }
+}
+
+fn model_not_allowed(requested: &str) -> Error {
+    Error::new(
+        ErrorKind::Permission,
+        format!("This key may not use the model `{requested}`."),
+    )
+    .with_param("model")
+    .with_code("model_not_allowed")
 }
 
 fn request_id(headers: &HeaderMap, ids: &(dyn IdSource + Send + Sync)) -> String {

@@ -4,10 +4,13 @@
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use std::collections::BTreeSet;
+
 use super::{Body, Ctx, Gateway, Limiter, json};
 use crate::backend::Backend;
 use crate::catalog::{ModelInfo, Task};
 use crate::error::Error;
+use crate::routing::Target;
 use crate::store::Store;
 
 /// One entry of the list: OpenAI's model object plus what cng knows.
@@ -27,6 +30,59 @@ struct ModelObject<'a> {
     /// For a model: the aliases that point to it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     aliases: Vec<&'a str>,
+    /// For a name routed to configured providers: where it goes, in fallback order
+    /// (`provider/model`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    targets: Vec<String>,
+}
+
+/// The names the config routes to providers (chains, and aliases naming a provider's
+/// model) that the caller may use, with their targets.
+fn routed(ctx: &Ctx<'_>) -> Vec<(String, Vec<Target>)> {
+    let live = &ctx.live;
+    let names = live
+        .doc
+        .targets
+        .keys()
+        .chain(live.doc.aliases.keys())
+        .cloned()
+        .collect::<BTreeSet<_>>();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let targets = super::route::provider_targets(live, &name).ok()??;
+            let usable = targets.iter().any(|t| {
+                ctx.principal.as_ref().is_none_or(|p| {
+                    (p.may_use(&name, &t.label()) || p.may_use(&name, &t.model))
+                        && p.may_use_provider(&t.provider)
+                })
+            });
+            usable.then_some((name, targets))
+        })
+        .collect()
+}
+
+fn routed_object<'a>(name: &'a str, targets: &'a [Target], spoof: bool) -> ModelObject<'a> {
+    let owner = match targets {
+        [one] if !spoof => one.provider.as_str(),
+        _ if spoof => "openai",
+        _ => "cng",
+    };
+    ModelObject {
+        id: name,
+        object: "model",
+        created: 0,
+        owned_by: owner,
+        task: Task::TextGeneration.label(),
+        context_window: None,
+        alias_for: None,
+        aliases: Vec::new(),
+        targets: if spoof {
+            Vec::new()
+        } else {
+            targets.iter().map(Target::label).collect()
+        },
+    }
 }
 
 fn routable(m: &ModelInfo) -> bool {
@@ -52,6 +108,7 @@ fn model_object<'a>(aliases: &'a crate::alias::AliasTable, m: &'a ModelInfo) -> 
         context_window: m.context_window,
         alias_for: None,
         aliases: aliases.aliases_of(&m.id).collect(),
+        targets: Vec::new(),
     }
 }
 
@@ -66,6 +123,7 @@ fn alias_object<'a>(alias: &'a str, target: &'a ModelInfo, spoof: bool) -> Model
         context_window: target.context_window,
         alias_for: (!spoof).then_some(target.id.as_str()),
         aliases: Vec::new(),
+        targets: Vec::new(),
     }
 }
 
@@ -80,6 +138,10 @@ pub(super) fn list<B: Backend, S: Store, L: Limiter>(
     let spoof = ctx.principal.as_ref().is_some_and(|p| p.spoof);
     let catalog = &live.catalog;
     let mut data: Vec<ModelObject<'_>> = Vec::new();
+    let routed = routed(ctx);
+    for (name, targets) in &routed {
+        data.push(routed_object(name, targets, spoof));
+    }
     for (alias, target) in live.aliases.iter() {
         if let Some(m) = catalog.get(target).filter(|m| allowed(alias, &m.id)) {
             data.push(alias_object(alias, m, spoof));
@@ -109,6 +171,9 @@ pub(super) fn get<B: Backend, S: Store, L: Limiter>(
     let visible = |m: &ModelInfo| {
         live.is_enabled(&m.id) && ctx.principal.as_ref().is_none_or(|p| p.may_use(id, &m.id))
     };
+    if let Some((name, targets)) = routed(ctx).into_iter().find(|(n, _)| n == id) {
+        return Ok(json(StatusCode::OK, &routed_object(&name, &targets, spoof)));
+    }
     if let Some(target) = live.aliases.get(id).and_then(|t| catalog.get(t)) {
         if visible(target) {
             return Ok(json(StatusCode::OK, &alias_object(id, target, spoof)));

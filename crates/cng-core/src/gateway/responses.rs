@@ -20,11 +20,19 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<ResponsesRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let target = g.resolve(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let plan = responses::plan(&req, &target, &*g.services.ids, &*g.services.clock)?;
+    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
+    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
+    let (plan, output) = g
+        .run_hops(
+            ctx,
+            hops,
+            |target| responses::plan(&req, target, ids, clock),
+            |plan| plan.request.clone(),
+        )
+        .await?;
     ctx.log.dropped = plan.dropped.clone();
     let stream = plan.stream;
-    match g.backend.run(plan.request.clone()).await? {
+    match output {
         Output::Json(v) if stream => Ok(sse(Body::from(responses::respond_as_events(&plan, &v)?))),
         Output::Json(v) => Ok(json(StatusCode::OK, &responses::respond(&plan, &v)?)),
         Output::Stream(s) => Ok(sse(Body::Stream(transcode_stream(

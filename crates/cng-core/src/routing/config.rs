@@ -44,6 +44,22 @@ pub struct ProviderConfig {
     pub gateway: Option<String>,
 }
 
+/// A configured provider as a backend needs it to serve one request: its name (the
+/// associated data of a sealed key, and what logs show) and its config entry. Built by
+/// the gateway from the admin-written config only, never from request data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRoute {
+    pub name: String,
+    pub config: ProviderConfig,
+}
+
+impl ProviderRoute {
+    /// The provider's kind (validated when the config was saved).
+    pub fn kind(&self) -> Option<ProviderKind> {
+        ProviderKind::parse(&self.config.kind)
+    }
+}
+
 /// Checks `providers` and `targets` (see the module docs).
 pub fn validate(
     providers: &BTreeMap<String, ProviderConfig>,

@@ -17,6 +17,7 @@ pub mod fallback;
 pub mod naming;
 pub mod url_guard;
 
+pub use config::ProviderRoute;
 pub use fallback::{Target, TargetChain, should_fall_back};
 pub use naming::{ModelRef, ProviderKind};
 pub use url_guard::{UpstreamUrl, UrlPolicy};

@@ -89,6 +89,7 @@ impl TeamRecord {
             models: self.spec.models.clone(),
             rpm: None,
             spoof: false,
+            providers: self.spec.providers.clone(),
         }
     }
 
