@@ -607,3 +607,96 @@ fn config_rules_for_routing() {
     let r = configure(&open, remote, json!({}), json!({}));
     assert_eq!(r.json()["error"]["param"], "providers.r.base_url");
 }
+
+/// Seals by tagging: enough to see that the gateway stores what the sealer returns,
+/// names the provider and brings a nonce, and never the plaintext.
+struct TagSealer;
+
+impl cng_core::routing::KeySealer for TagSealer {
+    fn seal(&self, provider: &str, nonce: [u8; 12], secret: &str) -> Result<String, Error> {
+        Ok(format!(
+            "cng1:{provider}:{}:{}",
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            secret.len()
+        ))
+    }
+}
+
+#[test]
+fn provider_keys_are_sealed_by_the_host_and_never_shown() {
+    let fake = Fake::default();
+    let plain = gateway(fake.clone(), UrlPolicy::default());
+    assert_eq!(
+        configure(&plain, providers(), json!({}), json!({})).status,
+        200
+    );
+    let put = |g: &Gateway<Fake, MemoryStore>, name: &str, body: Value| {
+        call(
+            g,
+            Method::PUT,
+            &format!("/api/providers/{name}/key"),
+            ADMIN,
+            Some(body),
+        )
+    };
+    // No master key on this host: a 503 saying what to set.
+    let r = put(&plain, "openai", json!({"key": "sk-live-123"}));
+    assert_eq!((r.status, r.code()), (503, "master_key_missing".into()));
+    assert!(!r.body.contains("sk-live-123"));
+
+    let g = gateway(fake, UrlPolicy::default()).with_sealer(Arc::new(TagSealer));
+    assert_eq!(configure(&g, providers(), json!({}), json!({})).status, 200);
+    let before = call(&g, Method::GET, "/api/config", ADMIN, None).json()["version"].clone();
+    let r = put(&g, "openai", json!({"key": "sk-live-123"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (v["name"].clone(), v["key_set"].clone()),
+        (json!("openai"), json!(true))
+    );
+    assert!(v["version"].as_u64().unwrap() > before.as_u64().unwrap());
+    let config = call(&g, Method::GET, "/api/config", ADMIN, None);
+    let stored = config.json()["providers"]["openai"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stored.starts_with("cng1:openai:"), "{stored}");
+    // Other members of the document are kept.
+    assert_eq!(config.json()["providers"]["anthropic"]["key"], "cng1:BBBB");
+    for path in ["/api/config", "/api/providers", "/api/config/export"] {
+        let body = call(&g, Method::GET, path, ADMIN, None).body;
+        assert!(!body.contains("sk-live-123"), "{path}");
+    }
+    let list = call(&g, Method::GET, "/api/providers", ADMIN, None).json();
+    assert_eq!(list["data"][1]["name"], "openai");
+    assert_eq!(list["data"][1]["key_set"], true);
+    assert!(list["data"][1].get("key").is_none(), "{list}");
+
+    // Bad input: named, never echoed; unknown provider: 404.
+    for body in [
+        json!({"key": ""}),
+        json!({"key": "has space"}),
+        json!({"key": 7}),
+        json!({"other": 1}),
+    ] {
+        let r = put(&g, "openai", body.clone());
+        assert_eq!(
+            (r.status, r.json()["error"]["param"].clone()),
+            (400, json!("key")),
+            "{body}"
+        );
+        assert!(!r.body.contains("has space"));
+    }
+    let r = put(&g, "nope", json!({"key": "sk-1"}));
+    assert_eq!((r.status, r.code()), (404, "provider_not_found".into()));
+
+    // Removing the key.
+    let r = call(&g, Method::DELETE, "/api/providers/openai/key", ADMIN, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["key_set"], false);
+    let config = call(&g, Method::GET, "/api/config", ADMIN, None).json();
+    assert!(
+        config["providers"]["openai"].get("key").is_none(),
+        "{config}"
+    );
+}

@@ -119,6 +119,13 @@ impl MasterKey {
     }
 }
 
+/// The gateway's `PUT /api/providers/{name}/key` seals through the master key.
+impl cng_core::routing::KeySealer for MasterKey {
+    fn seal(&self, provider: &str, nonce: [u8; NONCE_LEN], secret: &str) -> Result<String, Error> {
+        MasterKey::seal(self, provider, nonce, secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]

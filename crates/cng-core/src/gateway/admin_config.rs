@@ -68,6 +68,18 @@ async fn save<B: Backend, S: Store, L: Limiter>(
     doc: &GatewayDoc,
     expected: Option<u64>,
 ) -> Result<Response<Body>, Error> {
+    let version = store_doc(g, doc, expected).await?;
+    with_version(doc, version)
+}
+
+/// Stores a validated document, expecting `expected` (`None`: any version; `Some(0)`:
+/// nothing stored yet); a stale expectation is a 409 `stale_version`. Returns the new
+/// version.
+pub(super) async fn store_doc<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
+    doc: &GatewayDoc,
+    expected: Option<u64>,
+) -> Result<u64, Error> {
     let body = serde_json::to_vec(doc).map_err(|e| Error::internal(e.to_string()))?;
     let expect = match expected {
         None => Expect::Any,
@@ -83,7 +95,7 @@ async fn save<B: Backend, S: Store, L: Limiter>(
             _ => e,
         })?;
     g.live.invalidate();
-    with_version(doc, version)
+    Ok(version)
 }
 
 pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(

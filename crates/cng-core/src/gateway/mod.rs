@@ -8,6 +8,7 @@
 mod admin_config;
 mod admin_discover;
 mod admin_keys;
+mod admin_providers;
 mod admin_status;
 mod admin_teams;
 mod admin_usage;
@@ -150,6 +151,7 @@ pub struct Gateway<B, S, L = RateLimiter> {
     live: LiveCache,
     usage: SharedSink,
     model_search: Option<Arc<dyn ModelSearch>>,
+    sealer: Option<Arc<dyn crate::routing::KeySealer>>,
     #[cfg(feature = "access")]
     access: Option<Arc<crate::access::AccessVerifier>>,
 }
@@ -187,6 +189,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             limiter,
             usage: Arc::new(MemoryUsage::new()),
             model_search: None,
+            sealer: None,
             #[cfg(feature = "access")]
             access: None,
         }
@@ -202,6 +205,13 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
     /// upstream probe of `GET /api/status`).
     pub fn with_model_search(mut self, search: Arc<dyn ModelSearch>) -> Self {
         self.model_search = Some(search);
+        self
+    }
+
+    /// Seals provider keys sent to `PUT /api/providers/{name}/key` (the host's master
+    /// key; without one that route answers 503).
+    pub fn with_sealer(mut self, sealer: Arc<dyn crate::routing::KeySealer>) -> Self {
+        self.sealer = Some(sealer);
         self
     }
 
@@ -422,6 +432,8 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Route::AdminTeamCreate => admin_teams::create(self, req).await?,
             Route::AdminTeam(id) => admin_teams::one(self, req, &id).await?,
             Route::AdminTeamRotate(id) => admin_teams::rotate(self, req, ctx, &id).await?,
+            Route::AdminProviders => admin_providers::list(self).await?,
+            Route::AdminProviderKey(name) => admin_providers::key(self, req, &name).await?,
             Route::AdminConfig => admin_config::handle(self, req, ctx).await?,
             Route::AdminConfigExport => admin_config::export(ctx),
             Route::AdminConfigImport => admin_config::import(self, req, ctx).await?,

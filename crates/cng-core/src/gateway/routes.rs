@@ -42,6 +42,10 @@ pub enum Route {
     AdminTeam(String),
     /// `POST /api/teams/{id}/rotate` (an admin or the team's own token).
     AdminTeamRotate(String),
+    /// `GET /api/providers`.
+    AdminProviders,
+    /// `PUT`, `DELETE /api/providers/{name}/key`.
+    AdminProviderKey(String),
     /// `GET`, `PUT /api/config`.
     AdminConfig,
     /// `GET /api/config/export`.
@@ -81,6 +85,8 @@ impl Route {
             | Route::AdminTeams
             | Route::AdminTeamCreate
             | Route::AdminTeam(_)
+            | Route::AdminProviders
+            | Route::AdminProviderKey(_)
             | Route::AdminConfig
             | Route::AdminConfigExport
             | Route::AdminConfigImport
@@ -114,6 +120,7 @@ impl Route {
             Route::AdminKeyRotate(_) => "admin.keys.rotate",
             Route::AdminTeams | Route::AdminTeamCreate | Route::AdminTeam(_) => "admin.teams",
             Route::AdminTeamRotate(_) => "admin.teams.rotate",
+            Route::AdminProviders | Route::AdminProviderKey(_) => "admin.providers",
             Route::AdminConfig | Route::AdminConfigExport | Route::AdminConfigImport => {
                 "admin.config"
             }
@@ -157,6 +164,15 @@ pub fn match_route(method: &Method, path: &str) -> Match {
                 }
                 _ if !rest.is_empty() && !rest.contains('/') => {
                     (Route::AdminTeam(decode(rest)), "GET, DELETE")
+                }
+                _ => return Match::NotFound,
+            }
+        }
+        ("/api/providers", _) => (Route::AdminProviders, "GET"),
+        (p, _) if p.starts_with("/api/providers/") => {
+            match p["/api/providers/".len()..].strip_suffix("/key") {
+                Some(name) if !name.is_empty() && !name.contains('/') => {
+                    (Route::AdminProviderKey(decode(name)), "PUT, DELETE")
                 }
                 _ => return Match::NotFound,
             }

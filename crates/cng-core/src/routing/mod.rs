@@ -15,9 +15,11 @@
 pub mod config;
 pub mod fallback;
 pub mod naming;
+pub mod sealer;
 pub mod url_guard;
 
 pub use config::ProviderRoute;
 pub use fallback::{Target, TargetChain, should_fall_back};
 pub use naming::{ModelRef, ProviderKind};
+pub use sealer::KeySealer;
 pub use url_guard::{UpstreamUrl, UrlPolicy};
