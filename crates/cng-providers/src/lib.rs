@@ -45,6 +45,7 @@ pub mod native;
 pub mod openai;
 pub mod rest;
 mod retry;
+pub mod router;
 pub mod unconfigured;
 pub mod worker_fetch;
 
@@ -56,6 +57,7 @@ pub use native::{ReqwestClient, Timeouts};
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use rest::{RestBackend, RestConfig};
 pub use retry::MAX_DELAY as MAX_RETRY_DELAY;
+pub use router::ProviderRouter;
 pub use unconfigured::Unconfigured;
 pub use worker_fetch::{FetchTimeouts, WorkerFetch};
 
