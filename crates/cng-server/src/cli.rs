@@ -1,4 +1,5 @@
-//! The command line: `cng [serve]`, `cng keys create|list|revoke`.
+//! The command line: `cng [serve]`, `cng keys create|list|revoke`,
+//! `cng providers seal`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,22 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Provider keys for the config's `providers`.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Seal a provider's API key (read from stdin) under CNG_MASTER_KEY; prints the
+    /// `cng1:…` value for `providers.<name>.key`.
+    Seal {
+        /// The provider's name in the config (`openai`, `anthropic`, ...).
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -64,6 +81,11 @@ pub struct ServeArgs {
     /// Seconds an upstream stream may stay silent before it is cut.
     #[arg(long, env = "CNG_IDLE_TIMEOUT", default_value_t = 60)]
     pub idle_timeout: u64,
+    /// Accept plain `http://` provider URLs to a loopback host (127.0.0.1, ::1,
+    /// localhost) in the config — for tests against a local fake provider. Remote
+    /// hosts always need https.
+    #[arg(long, env = "CNG_ALLOW_LOOPBACK_HTTP")]
+    pub allow_loopback_http: bool,
 }
 
 #[derive(Debug, Subcommand)]

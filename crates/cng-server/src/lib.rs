@@ -10,6 +10,7 @@ pub mod cli;
 mod http;
 pub mod keys;
 mod operate;
+pub mod providers;
 pub mod serve;
 pub mod services;
 pub mod store;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cng_server::cli::{Cli, Command};
-use cng_server::{UpstreamEnv, keys, serve};
+use cng_server::cli::{Cli, Command, ProvidersCommand};
+use cng_server::{UpstreamEnv, keys, providers, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +25,18 @@ fn main() -> ExitCode {
                     for l in lines {
                         println!("{l}");
                     }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cng: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Some(Command::Providers {
+                command: ProvidersCommand::Seal { name },
+            }) => match providers::seal_stdin(&name) {
+                Ok(sealed) => {
+                    println!("{sealed}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

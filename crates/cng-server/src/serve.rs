@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use cng_core::alias::AliasTable;
 use cng_core::auth::{self, NewKey, Role};
+use cng_core::routing::UrlPolicy;
 use cng_core::{Gateway, GatewayConfig, RequestLog};
+use cng_providers::crypto::MasterKey;
 use cng_providers::{
-    AnyBackend, OpenAiBackend, OpenAiConfig, ReqwestClient, RestBackend, RestConfig, Timeouts,
-    Unconfigured,
+    AnyBackend, OpenAiBackend, OpenAiConfig, ProviderRouter, ReqwestClient, RestBackend,
+    RestConfig, Timeouts, Unconfigured,
 };
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -33,6 +35,8 @@ pub struct UpstreamEnv {
     pub api_base: Option<String>,
     pub upstream_key: Option<String>,
     pub admin_key: Option<String>,
+    /// `CNG_MASTER_KEY`: opens and seals provider keys (32 bytes, hex or base64).
+    pub master_key: Option<String>,
 }
 
 impl UpstreamEnv {
@@ -46,12 +50,17 @@ impl UpstreamEnv {
             api_base: var("CNG_CF_API_BASE"),
             upstream_key: var("CNG_UPSTREAM_KEY"),
             admin_key: var("CNG_ADMIN_KEY"),
+            master_key: var(cng_providers::crypto::MASTER_KEY_ENV),
         }
     }
 }
 
+/// The native backend: the configured Workers AI path (or `--upstream`) plus every
+/// provider the config document names.
+pub type NativeBackend = ProviderRouter<AnyBackend, ReqwestClient>;
+
 /// The native gateway type.
-pub type NativeGateway = Gateway<AnyBackend, SqliteStore>;
+pub type NativeGateway = Gateway<NativeBackend, SqliteStore>;
 
 /// How long a connection may take to send a complete request head. Cuts slowloris
 /// clients (headers sent a byte at a time hold a connection forever otherwise); it also
@@ -134,16 +143,38 @@ impl Running {
     }
 }
 
+fn timeouts(args: &ServeArgs) -> Timeouts {
+    Timeouts {
+        first_byte: Duration::from_secs(args.first_byte_timeout),
+        idle: Duration::from_secs(args.idle_timeout),
+        ..Timeouts::default()
+    }
+}
+
+/// The host's own backend wrapped with the providers of the config: keys opened with
+/// `CNG_MASTER_KEY`, URLs under the same policy the config is saved with, the AI
+/// Gateway token (if any) for `ai-gateway-compat` providers.
+fn native_backend(
+    args: &ServeArgs,
+    own: AnyBackend,
+    master: Option<MasterKey>,
+    aig: Option<&crate::ai_gateway::AiGatewaySettings>,
+) -> Result<NativeBackend, String> {
+    let client = ReqwestClient::new(timeouts(args)).map_err(|e| e.message().to_string())?;
+    Ok(ProviderRouter::new(own, client)
+        .with_master_key(master)
+        .with_url_policy(UrlPolicy {
+            allow_loopback_http: args.allow_loopback_http,
+        })
+        .with_gateway_token(aig.and_then(|a| a.token.clone())))
+}
+
 fn backend(
     args: &ServeArgs,
     env: &UpstreamEnv,
     aig: Option<&crate::ai_gateway::AiGatewaySettings>,
 ) -> Result<(AnyBackend, String), String> {
-    let timeouts = Timeouts {
-        first_byte: Duration::from_secs(args.first_byte_timeout),
-        idle: Duration::from_secs(args.idle_timeout),
-        ..Timeouts::default()
-    };
+    let timeouts = timeouts(args);
     let client = || ReqwestClient::new(timeouts).map_err(|e| e.message().to_string());
     if let Some(url) = &args.upstream {
         let mut config = OpenAiConfig::new(url.trim_end_matches('/'));
@@ -192,7 +223,14 @@ pub async fn start_with(
 ) -> Result<Running, String> {
     let store = SqliteStore::open(&args.data.data).map_err(|e| e.message().to_string())?;
     let services = os_services();
-    let (backend, upstream) = backend(&args, &env, aig.as_ref())?;
+    let (own, upstream) = backend(&args, &env, aig.as_ref())?;
+    let master = env
+        .master_key
+        .as_deref()
+        .map(MasterKey::parse)
+        .transpose()
+        .map_err(|e| e.message().to_string())?;
+    let backend = native_backend(&args, own, master.clone(), aig.as_ref())?;
     // Checked before anything is stored: a misconfiguration stops the start cleanly.
     let access = crate::operate::access_verifier()?;
     let admin_key_hash = env.admin_key.as_deref().map(auth::hash_key);
@@ -235,6 +273,9 @@ pub async fn start_with(
         } else {
             AliasTable::default()
         },
+        url_policy: UrlPolicy {
+            allow_loopback_http: args.allow_loopback_http,
+        },
         ..GatewayConfig::default()
     };
     let usage = crate::operate::usage_sink(&args.data.data)?;
@@ -246,6 +287,9 @@ pub async fn start_with(
     }
     if let Some(access) = access {
         gateway = gateway.with_access(access);
+    }
+    if let Some(master) = master {
+        gateway = gateway.with_sealer(Arc::new(master));
     }
     let gateway = Arc::new(gateway);
     team_tokens.attach(&gateway);

@@ -33,6 +33,7 @@ async fn start(fake: &FakeUpstream, data: &Path) -> Running {
         public_url: None,
         first_byte_timeout: 5,
         idle_timeout: 5,
+        allow_loopback_http: false,
     };
     let env = UpstreamEnv {
         account_id: Some("acct-admin".into()),
@@ -40,6 +41,7 @@ async fn start(fake: &FakeUpstream, data: &Path) -> Running {
         api_base: Some(fake.cf_api_base()),
         upstream_key: None,
         admin_key: Some(ADMIN.into()),
+        master_key: None,
     };
     cng_server::start(args, env).await.unwrap()
 }

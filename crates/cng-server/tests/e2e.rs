@@ -57,6 +57,7 @@ impl Env {
             public_url: None,
             first_byte_timeout: 2,
             idle_timeout: 1,
+            allow_loopback_http: false,
         };
         tweak(&mut args, &fake);
         let env = UpstreamEnv {
@@ -65,6 +66,7 @@ impl Env {
             api_base: Some(fake.cf_api_base()),
             upstream_key: Some("upstream-key-e2e".into()),
             admin_key: Some(ADMIN.into()),
+            master_key: None,
         };
         let server = cng_server::start(args, env).await.unwrap();
         Env { fake, server, dir }
@@ -566,6 +568,7 @@ async fn no_admin_key_is_created_when_the_port_is_taken_and_names_do_not_clash()
         public_url: None,
         first_byte_timeout: 1,
         idle_timeout: 1,
+        allow_loopback_http: false,
     };
     assert!(
         cng_server::start(args(busy.local_addr().unwrap()), UpstreamEnv::default())

@@ -189,6 +189,7 @@ fn args(dir: &Path) -> ServeArgs {
         public_url: None,
         first_byte_timeout: 2,
         idle_timeout: 1,
+        allow_loopback_http: false,
     }
 }
 
@@ -201,6 +202,7 @@ impl Srv {
             api_base: Some(api_base),
             upstream_key: None,
             admin_key: Some(ADMIN.into()),
+            master_key: None,
         };
         let running = cng_server::start(args(dir.path()), env).await.unwrap();
         Srv { running, _dir: dir }

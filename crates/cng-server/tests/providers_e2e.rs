@@ -47,6 +47,7 @@ async fn start(aig: Option<AiGatewaySettings>) -> Env {
         public_url: None,
         first_byte_timeout: 2,
         idle_timeout: 1,
+        allow_loopback_http: false,
     };
     let env = UpstreamEnv {
         account_id: Some("acct-e2e".into()),
@@ -54,6 +55,7 @@ async fn start(aig: Option<AiGatewaySettings>) -> Env {
         api_base: Some(fake.cf_api_base()),
         upstream_key: None,
         admin_key: Some(ADMIN.into()),
+        master_key: None,
     };
     let aig = aig.map(|mut s| {
         s.base_url = Some(format!("{}/v1", fake.base_url()));
