@@ -217,6 +217,7 @@ pub async fn authenticate(
     let Some(rec) = store.get(NS_KEYS, &hex(&hash)).await? else {
         return Err(invalid());
     };
+    let version = rec.version;
     let rec: KeyRecord = serde_json::from_slice(&rec.value)
         .map_err(|_| Error::internal("a stored key record is unreadable"))?;
     if rec.disabled {
@@ -226,6 +227,13 @@ pub async fn authenticate(
         );
     }
     if rec.expires.is_some_and(|e| clock.unix_seconds() >= e) {
+        // A rotated-out secret past its grace is of no further use: forget its hash
+        // (best effort; a failed delete changes nothing for the caller).
+        if rec.superseded {
+            let _ = store
+                .delete(NS_KEYS, &rec.hash, Expect::Version(version))
+                .await;
+        }
         return Err(
             Error::new(ErrorKind::Authentication, "This API key has expired.")
                 .with_code("key_expired"),
@@ -421,6 +429,12 @@ pub async fn rotate_key(
         .await?
         .ok_or_else(|| key_not_found(name))?;
     let now = clock.unix_seconds();
+    // Secrets of earlier rotations whose grace is over go now.
+    for stale in superseded_of(store, name).await? {
+        if stale.expires.is_some_and(|e| now >= e) {
+            store.delete(NS_KEYS, &stale.hash, Expect::Any).await?;
+        }
+    }
     let key = generate_key(entropy);
     let hash = hex(&hash_key(&key));
     let mut rec = old.clone();

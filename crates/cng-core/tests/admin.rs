@@ -474,6 +474,11 @@ fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
     );
     t.advance(600);
     assert_eq!(t.chat(&old, "gpt-4o-mini", "hi").code(), "key_expired");
+    assert_eq!(
+        t.chat(&old, "gpt-4o-mini", "hi").code(),
+        "invalid_api_key",
+        "an expired rotated-out secret is forgotten once seen"
+    );
     assert_eq!(t.chat(&new, "gpt-4o-mini", "hi").status, 200);
     // No grace: the old secret stops at once. Deleting removes every secret.
     let r = t.call(
@@ -1069,4 +1074,38 @@ fn a_stream_without_include_usage_is_still_counted_with_its_tokens() {
     let u = t.call(Method::GET, "/api/usage", Some(ADMIN), None).json();
     assert_eq!(u["totals"]["input_tokens"], 7, "{u}");
     assert_eq!(u["totals"]["output_tokens"], 2);
+}
+
+#[test]
+fn rotation_sweeps_secrets_whose_grace_is_over() {
+    let t = setup();
+    t.client_key("svc");
+    let records = || {
+        block_on(cng_core::store::Store::list(
+            t.g.store(),
+            cng_core::auth::NS_KEYS,
+        ))
+        .unwrap()
+        .len()
+    };
+    assert_eq!(records(), 1);
+    let rotate = || {
+        let r = t.call(
+            Method::POST,
+            "/api/keys/svc/rotate",
+            Some(ADMIN),
+            Some(json!({"grace_seconds": 60})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    rotate();
+    rotate();
+    assert_eq!(records(), 3, "two secrets in their grace, one current");
+    t.advance(61);
+    rotate();
+    assert_eq!(
+        records(),
+        2,
+        "the expired ones are gone; the one just rotated out stays for its grace"
+    );
 }
