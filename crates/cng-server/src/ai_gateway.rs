@@ -116,8 +116,20 @@ impl AiGatewaySettings {
     }
 }
 
+/// True when the config in force routes to a provider through an AI Gateway's compat
+/// endpoint (`kind: ai-gateway-compat`), whose calls carry the same metadata.
+async fn has_compat_provider(gateway: &crate::serve::NativeGateway) -> bool {
+    gateway.live_config().await.is_ok_and(|live| {
+        live.doc
+            .providers
+            .values()
+            .any(|p| p.kind == cng_core::routing::ProviderKind::AiGatewayCompat.as_str())
+    })
+}
+
 /// Who is asking, for `cf-aig-metadata` and `cf-aig-event-id` — only when the upstream
-/// is an AI Gateway (elsewhere nothing reads it, and the key lookup would be wasted).
+/// is an AI Gateway or a configured provider is reached through one (elsewhere nothing
+/// reads it, and the key lookup would be wasted).
 /// The request id is the one cng answers with: the client's `x-request-id` when valid,
 /// else a fresh one set on the request so the gateway core uses the same. The key's
 /// *name* (never the key) comes from the same lookup the core does; a request that
@@ -127,7 +139,7 @@ pub async fn call_meta(
     req: &mut http::Request<cng_core::Body>,
 ) -> cng_providers::ai_gateway::CallMeta {
     let mut call = cng_providers::ai_gateway::CallMeta::default();
-    if !gateway.config().upstream.starts_with("ai-gateway") {
+    if !gateway.config().upstream.starts_with("ai-gateway") && !has_compat_provider(gateway).await {
         return call;
     }
     let valid =

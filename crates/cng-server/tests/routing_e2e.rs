@@ -173,6 +173,8 @@ impl Env {
             // Nothing listens on port 1: connections are refused.
             "down": {"kind": "openai-compatible", "base_url": "http://127.0.0.1:1/v1"},
             "anthropic": {"kind": "anthropic", "base_url": self.anthropic.base},
+            "gemini": {"kind": "ai-gateway-compat", "gateway": "acct-e2e/gw-e2e",
+                       "base_url": format!("{}/v1", self.fake.base_url())},
         });
         doc["aliases"]["team-default"] = json!("openai/gpt-4o-mini");
         doc["targets"] = json!({
@@ -262,6 +264,36 @@ async fn providers_in_the_config_serve_live_requests() {
     };
     assert_eq!(requests("openai/gpt-4o-mini"), Some(4), "{u}");
     assert_eq!(requests("anthropic/claude-haiku-4-5"), Some(1), "{u}");
+    env.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn compat_providers_go_through_the_gateway_with_who_asked() {
+    let env = start().await;
+    env.configure().await;
+    env.fake.clear();
+    let (s, h, body) = env
+        .send(
+            reqwest::Method::POST,
+            "/v1/chat/completions",
+            Some(json!({"model": "gemini/google-ai-studio/gemini-2.5-flash",
+                        "messages": [{"role": "user", "content": "hello"}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        h["x-cng-target"],
+        "gemini/google-ai-studio/gemini-2.5-flash"
+    );
+    let seen = env.fake.requests();
+    assert_eq!(seen[0].path, "/v1/acct-e2e/gw-e2e/compat/chat/completions");
+    assert_eq!(seen[0].body["model"], "google-ai-studio/gemini-2.5-flash");
+    assert_eq!(seen[0].bearer(), None, "no key stored: the gateway's own");
+    let meta: Value = serde_json::from_str(seen[0].header("cf-aig-metadata").unwrap()).unwrap();
+    assert_eq!(meta["key"], "admin");
+    let request_id = h["x-request-id"].to_str().unwrap();
+    assert_eq!(meta["request_id"], request_id);
+    assert_eq!(seen[0].header("cf-aig-event-id"), Some(request_id));
     env.server.shutdown().await;
 }
 
