@@ -5,7 +5,9 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 
@@ -248,6 +250,181 @@ test('usage, status, health badges and discovery', async () => {
   await shot('09-models-discovery.png', 'tiny-chat-1b');
 });
 
+// ---- Providers (docs/providers.md): a provider on the fake upstream, its key sealed by
+// the server, a fallback chain whose first target refuses connections, and the
+// playground naming the target that served.
+
+const PROVIDER_KEY = `sk-browser-${crypto.randomBytes(12).toString('hex')}`;
+const CHAIN_MODEL = 'browser-upstream-model';
+
+/** A loopback port nobody listens on: connections to it are refused. */
+async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+async function adminApi(method, p, body, headers) {
+  const r = await fetch(`${BASE}${p}`, {
+    method,
+    headers: Object.assign({ authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, headers || {}),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+async function keyState(name) {
+  return (await textOf(`#providers-table tr[data-provider="${name}"] td.key-state`)).trim();
+}
+
+/** No copy of the provider key in the page, its storage or anything the API returns. */
+async function assertKeyNowhere() {
+  const html = await page.content();
+  assert.ok(!html.includes(PROVIDER_KEY), 'the provider key is in the page HTML');
+  const stored = await page.evaluate(() => JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)]));
+  assert.ok(!stored.includes(PROVIDER_KEY), 'the provider key is in web storage');
+  const values = await page.$$eval('input', (is) => is.map((i) => i.value).join('\n'));
+  assert.ok(!values.includes(PROVIDER_KEY), 'the provider key is still in an input');
+}
+
+test('providers: add one (validation names the field), seal its key, remove a key', async () => {
+  await page.click('nav button[data-tab=providers]');
+  await page.waitForSelector('#providers-table tbody tr.empty');
+  // https only: a remote plain-http URL is refused, and the error names its field.
+  await page.fill('#provider-name', 'fake');
+  await page.selectOption('#provider-kind', 'openai-compatible');
+  await page.fill('#provider-base-url', 'http://example.com/v1');
+  await page.click('#provider-save');
+  await page.waitForFunction(() => document.getElementById('provider-error').textContent.includes('providers.fake.base_url'));
+  assert.ok(await page.$eval('#provider-base-url', (e) => e.classList.contains('invalid')));
+  await page.fill('#provider-base-url', `${FAKE}/v1`);
+  await page.click('#provider-save');
+  await page.waitForSelector('#providers-table tr[data-provider="fake"]');
+  assert.equal(await keyState('fake'), 'no');
+  assert.equal(await page.inputValue('#provider-name'), '', 'the form is cleared after a save');
+  const down = await closedPort();
+  await page.fill('#provider-name', 'down');
+  await page.fill('#provider-base-url', `http://127.0.0.1:${down}/v1`);
+  await page.click('#provider-save');
+  await page.waitForSelector('#providers-table tr[data-provider="down"]');
+
+  // A key the API refuses: its message shows on the row, without the key.
+  const fakeRow = '#providers-table tr[data-provider="fake"]';
+  await page.fill(`${fakeRow} input.provider-key`, 'not a key');
+  await page.click(`${fakeRow} button.key-set`);
+  await page.waitForFunction((sel) => document.querySelector(sel).textContent.includes('(key)'), `${fakeRow} .row-error`);
+  assert.ok(!(await textOf(`${fakeRow} .row-error`)).includes('not a key'), 'the error echoes the key');
+
+  await page.fill(`${fakeRow} input.provider-key`, PROVIDER_KEY);
+  await page.click(`${fakeRow} button.key-set`);
+  await page.waitForFunction(() => {
+    const td = document.querySelector('#providers-table tr[data-provider="fake"] td.key-state');
+    return td && td.textContent === 'yes';
+  });
+  assert.match(await textOf('#providers-status'), /key of fake is sealed/);
+  await assertKeyNowhere();
+  const listed = await adminApi('GET', '/api/providers');
+  assert.ok(!JSON.stringify(listed.body).includes(PROVIDER_KEY));
+  assert.deepEqual(listed.body.data.map((p) => [p.name, p.key_set]), [['down', false], ['fake', true]]);
+  const doc = await adminApi('GET', '/api/config');
+  assert.match(doc.body.providers.fake.key, /^cng1:/);
+  assert.ok(!JSON.stringify(doc.body).includes(PROVIDER_KEY), 'the document holds the key in clear');
+  await shot('10-providers-key-set.png', 'key of fake is sealed');
+
+  // Editing a provider keeps its sealed key (the name, its associated data, is fixed).
+  await page.click(`${fakeRow} button.provider-edit`);
+  assert.equal(await page.inputValue('#provider-base-url'), `${FAKE}/v1`);
+  assert.ok(await page.$eval('#provider-name', (e) => e.readOnly));
+  await page.click('#provider-save');
+  await page.waitForFunction(() => document.getElementById('providers-status').textContent === 'Saved provider fake.');
+  assert.equal(await keyState('fake'), 'yes');
+
+  // Remove a key: set one on `down`, then take it off again.
+  const downRow = '#providers-table tr[data-provider="down"]';
+  assert.ok(await page.$eval(`${downRow} button.key-remove`, (b) => b.disabled), 'nothing to remove yet');
+  await page.fill(`${downRow} input.provider-key`, 'sk-short-lived');
+  await page.press(`${downRow} input.provider-key`, 'Enter');
+  await page.waitForFunction(() => document.querySelector('#providers-table tr[data-provider="down"] td.key-state').textContent === 'yes');
+  await page.click(`${downRow} button.key-remove`);
+  await page.waitForFunction(() => document.querySelector('#providers-table tr[data-provider="down"] td.key-state').textContent === 'no');
+  assert.equal((await adminApi('GET', '/api/config')).body.providers.down.key, undefined);
+});
+
+test('providers: fallback chains (validation, a concurrent edit is a conflict, not an overwrite)', async () => {
+  await page.fill('#targets-text', 'broken: nowhere/some-model');
+  await page.click('#targets-save');
+  await page.waitForFunction(() => document.getElementById('targets-error').textContent.includes('targets.broken[0]'));
+  assert.ok(await page.$eval('#targets-text', (e) => e.classList.contains('invalid')));
+  await page.fill('#targets-text', 'no colon here');
+  await page.click('#targets-save');
+  await page.waitForFunction(() => document.getElementById('targets-error').textContent.includes('line 1'));
+
+  // Another admin saves a chain after this tab loaded the document.
+  const current = (await adminApi('GET', '/api/config')).body;
+  current.targets = { 'other-chain': [`fake/${CHAIN_MODEL}`] };
+  const put = await adminApi('PUT', '/api/config', current, { 'if-match': `"${current.version}"` });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  await page.fill('#targets-text', `browser-chain: down/${CHAIN_MODEL}, fake/${CHAIN_MODEL}`);
+  await page.click('#targets-save');
+  await page.waitForFunction(() => /config changed.*reload/i.test(document.getElementById('targets-error').textContent));
+  assert.deepEqual(Object.keys((await adminApi('GET', '/api/config')).body.targets), ['other-chain'], 'the other edit survived');
+  await page.click('#providers-reload');
+  await page.waitForFunction(() => document.getElementById('targets-text').value.includes('other-chain'));
+  await page.fill('#targets-text', `browser-chain: down/${CHAIN_MODEL}, fake/${CHAIN_MODEL}\ndown-only: down/${CHAIN_MODEL}\n`);
+  await page.click('#targets-save');
+  await page.waitForFunction(() => document.getElementById('providers-status').textContent.startsWith('Saved the chains'));
+  assert.deepEqual((await adminApi('GET', '/api/config')).body.targets, {
+    'browser-chain': [`down/${CHAIN_MODEL}`, `fake/${CHAIN_MODEL}`],
+    'down-only': [`down/${CHAIN_MODEL}`],
+  });
+  await shot('11-providers-chains.png', 'Saved the chains');
+  // A provider a chain still names cannot be deleted: the validation error says which.
+  const downDelete = '#providers-table tr[data-provider="down"] button.provider-delete';
+  await page.click(downDelete);
+  assert.equal(await textOf(downDelete), 'Really delete?');
+  await page.click(downDelete);
+  await page.waitForFunction(() => document.querySelector('#providers-table tr[data-provider="down"] .row-error').textContent.includes('targets.'));
+  assert.ok('down' in (await adminApi('GET', '/api/config')).body.providers);
+});
+
+test('playground: a chain answers, and the panel names the target that served', async () => {
+  await page.click('nav button[data-tab=playground]');
+  await page.selectOption('#pg-mode', 'chat');
+  await page.waitForSelector('#pg-model option[value="browser-chain"]', { state: 'attached' });
+  assert.equal(await page.$eval('#pg-model option[value="browser-chain"]', (o) => o.textContent),
+    `browser-chain → down/${CHAIN_MODEL}, fake/${CHAIN_MODEL}`);
+  await page.selectOption('#pg-model', 'browser-chain');
+  for (const stream of [true, false]) {
+    await clearFake();
+    await page.setChecked('#pg-stream', stream);
+    await page.fill('#pg-prompt', `Browser panel: through a chain (stream ${stream})`);
+    await page.click('#pg-run');
+    await page.waitForFunction(() => document.getElementById('pg-target').textContent || document.getElementById('pg-error').textContent);
+    assert.equal(await textOf('#pg-error'), '');
+    await page.waitForFunction(() => document.getElementById('pg-output').textContent === 'ok');
+    assert.equal(await textOf('#pg-target'), `served by fake/${CHAIN_MODEL}`);
+    // The refused first target never reached the fake; the second one got the sealed key.
+    const seen = await fakeRequests();
+    assert.equal(seen.length, 1, JSON.stringify(seen.map((r) => r.path)));
+    assert.equal(seen[0].path, '/v1/chat/completions');
+    assert.equal(seen[0].body.model, CHAIN_MODEL);
+    assert.equal(seen[0].body.stream === true, stream);
+    assert.equal(seen[0].headers.authorization, `Bearer ${PROVIDER_KEY}`);
+  }
+  await assertKeyNowhere();
+  await shot('12-playground-served-by.png', `served by fake/${CHAIN_MODEL}`);
+  // A chain with no target left: the error, and the target that failed last.
+  await page.setChecked('#pg-stream', true);
+  await page.selectOption('#pg-model', 'down-only');
+  await page.click('#pg-run');
+  await page.waitForFunction(() => document.getElementById('pg-error').textContent);
+  assert.equal(await textOf('#pg-target'), `failed at down/${CHAIN_MODEL}`);
+  assert.match(await textOf('#pg-error'), /upstream/);
+  assert.equal(await textOf('#pg-output'), '');
+});
+
 test('a client key gets the playground only, for its own models', async () => {
   await page.click('#signout');
   await page.waitForSelector('#signin', { state: 'visible' });
@@ -261,7 +438,7 @@ test('a client key gets the playground only, for its own models', async () => {
   assert.deepEqual(options, ['gpt-4o-mini']);
   const status = await page.evaluate(async () => (await fetch('/api/keys', { headers: { authorization: `Bearer ${sessionStorage.getItem('cng.key')}` } })).status);
   assert.equal(status, 403, 'the admin API refuses the key whatever the page does');
-  await shot('10-client-playground.png', 'Playground');
+  await shot('13-client-playground.png', 'Playground');
 });
 
 test('no script error and no Content-Security-Policy violation', async () => {

@@ -1,4 +1,5 @@
-// cng's web panel: config, keys, usage, models and a playground, in plain JavaScript.
+// cng's web panel: keys, config, providers, usage, models and a playground, in plain
+// JavaScript.
 // Served by cng itself from files embedded at compile time, under a Content-Security-
 // Policy that allows no inline script: every handler is attached here. The key lives
 // in sessionStorage (this tab only) and travels as a bearer header — no cookies, so no
@@ -27,12 +28,14 @@ function el(tag, props, ...children) {
 }
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers) {
     const err = body && body.error ? body.error : {};
     super(err.message || `HTTP ${status}`);
     this.status = status;
     this.param = err.param || null;
     this.code = err.code || null;
+    // A routed chat names the target that failed last.
+    this.cngTarget = headers ? headers.get('x-cng-target') : null;
   }
 }
 
@@ -54,7 +57,7 @@ async function api(method, path, body, extraHeaders) {
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
-  if (!r.ok) throw new ApiError(r.status, data);
+  if (!r.ok) throw new ApiError(r.status, data, r.headers);
   return { data, headers: r.headers, status: r.status };
 }
 
@@ -117,6 +120,7 @@ function signOut() {
 const loaders = {
   keys: () => loadKeys(),
   config: () => loadConfig(),
+  providers: () => refreshProviders(true),
   usage: () => loadUsage(),
   models: () => loadModels(),
   playground: async () => {
@@ -352,6 +356,290 @@ async function importConfig(ev) {
 }
 
 // ---------------------------------------------------------------------------------
+// Providers: the config's `providers` and `targets` (edited through GET → modify → PUT
+// /api/config with the version), and provider keys, which the server seals with its
+// master key. A key is typed into a password field, sent once to
+// PUT /api/providers/{name}/key, and the field is emptied on success: it is never put
+// in storage, in an attribute or in the console, and no API ever returns it.
+
+/** What each kind needs, shown under the form (docs/providers.md). */
+const PROVIDER_KINDS = {
+  'openai-compatible': { url: 'https://api.openai.com/v1', hint: 'OpenAI, Groq, Mistral, DeepSeek, OpenRouter, vLLM…: base_url is the API root that /chat/completions is appended to.' },
+  anthropic: { url: 'https://api.anthropic.com', hint: 'Anthropic\'s native /v1/messages API.' },
+  'ai-gateway-compat': { url: 'https://gateway.ai.cloudflare.com/v1 (default)', hint: 'Anything the AI Gateway\'s compat endpoint reaches (Google AI Studio, Bedrock…): gateway is account_id/gateway_id; base_url may stay empty. Without a key the gateway\'s stored keys are used.' },
+  'workers-ai': { url: 'https://api.cloudflare.com/client/v4/accounts/ACCOUNT_ID/ai/v1', hint: 'Another Workers AI account through its OpenAI-compatible endpoint; the key is that account\'s API token.' },
+};
+
+/** Thrown when the part of the config being edited changed since this tab read it. */
+class ConfigChanged extends Error {
+  constructor() {
+    super('The config changed since this tab loaded it (another admin or tab saved): reload, then redo your change.');
+    this.status = 409;
+  }
+}
+
+// What the table and the chains box were drawn from: a save whose section no longer
+// matches the server's is refused as a conflict instead of overwriting someone's edit.
+const providerView = { providers: {}, targets: {}, editing: null };
+
+function kindHint() {
+  const kind = $('provider-kind').value;
+  const k = PROVIDER_KINDS[kind];
+  const gw = kind === 'ai-gateway-compat';
+  $('provider-gateway').hidden = !gw;
+  $('provider-base-url').placeholder = `base_url, e.g. ${k.url}`;
+  $('provider-hint').textContent = k.hint;
+}
+
+function chainsText(targets) {
+  return Object.entries(targets || {}).map(([name, list]) => `${name}: ${list.join(', ')}`).join('\n');
+}
+
+/** `name: provider/model, provider/model` per line; errors name the line. */
+function parseChains(text) {
+  const chains = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i += 1) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    // The first colon ends the name: model ids may hold colons (`…:free`).
+    const cut = line.indexOf(':');
+    const name = cut > 0 ? line.slice(0, cut).trim() : '';
+    const list = cut > 0 ? line.slice(cut + 1).split(',').map((t) => t.trim()).filter(Boolean) : [];
+    let problem = null;
+    if (!name) problem = 'write `name: provider/model, provider/model`';
+    else if (!list.length) problem = `the chain \`${name}\` lists no target`;
+    else if (Object.hasOwn(chains, name)) problem = `the chain \`${name}\` is written twice`;
+    if (problem) {
+      const err = new Error(problem);
+      err.param = `chains, line ${i + 1}`;
+      throw err;
+    }
+    chains[name] = list;
+  }
+  return chains;
+}
+
+function clearProviderMarks() {
+  for (const n of document.querySelectorAll('#tab-providers .invalid')) n.classList.remove('invalid');
+}
+
+/** Outlines the form field a validation error's `param` names. */
+function markProviderParam(param) {
+  if (!param) return;
+  let node = null;
+  if (param.startsWith('targets') || param.startsWith('chains')) node = $('targets-text');
+  else if (param === 'name' || param.startsWith('providers.')) {
+    const field = param.split('.')[2];
+    if (field) node = document.querySelector(`#provider-form [data-field="${CSS.escape(field)}"]`);
+    if (!node) node = $('provider-name');
+  }
+  if (node) node.classList.add('invalid');
+}
+
+function providerFailure(errId, e) {
+  if (e.status === 409 && !(e instanceof ConfigChanged)) e = new ConfigChanged();
+  showError(errId, e);
+  markProviderParam(e.param);
+  $('providers-status').textContent = e.status === 409 ? 'Not saved: the config changed.' : 'Not saved.';
+}
+
+/** GET the document, apply `change` to it, PUT it back naming the version it read. */
+async function updateConfig(change) {
+  const { data: doc } = await api('GET', '/api/config');
+  change(doc);
+  const r = await api('PUT', '/api/config', doc, { 'If-Match': `"${doc.version}"` });
+  return r.data;
+}
+
+function sameProvider(a, b) {
+  const pick = (p) => JSON.stringify([p.kind, p.base_url || null, p.gateway || null]);
+  return !!a && !!b && pick(a) === pick(b);
+}
+
+async function providerKey(method, p, input, errNode) {
+  errNode.textContent = '';
+  input.classList.remove('invalid');
+  const path = `/api/providers/${encodeURIComponent(p.name)}/key`;
+  try {
+    if (method === 'PUT') {
+      if (!input.value.trim()) throw Object.assign(new Error('Paste the provider\'s API key first.'), { param: 'key' });
+      await api('PUT', path, { key: input.value });
+      input.value = '';
+      $('providers-status').textContent = `The key of ${p.name} is sealed and stored.`;
+    } else {
+      await api('DELETE', path);
+      $('providers-status').textContent = `The key of ${p.name} is removed.`;
+    }
+  } catch (e) {
+    errNode.textContent = e.param ? `${e.message} (${e.param})` : e.message;
+    if (e.param === 'key') input.classList.add('invalid');
+    return;
+  }
+  await refreshProviders(false);
+}
+
+function providerRow(p) {
+  const keyInput = el('input', {
+    type: 'password',
+    class: 'provider-key',
+    autocomplete: 'new-password',
+    spellcheck: false,
+    placeholder: p.key_set ? 'replace the key' : 'paste the key',
+    'aria-label': `API key of ${p.name}`,
+  });
+  const rowError = el('div', { class: 'error row-error', role: 'alert' });
+  const setBtn = el('button', { type: 'button', class: 'key-set', text: 'Set key', onclick: () => providerKey('PUT', p, keyInput, rowError) });
+  keyInput.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); setBtn.click(); }
+  });
+  const removeBtn = el('button', { type: 'button', class: 'key-remove danger', text: 'Remove key', disabled: !p.key_set, onclick: () => providerKey('DELETE', p, keyInput, rowError) });
+  const edit = el('button', { type: 'button', class: 'provider-edit', text: 'Edit', onclick: () => editProvider(p.name) });
+  const del = el('button', { type: 'button', class: 'provider-delete danger', text: 'Delete' });
+  del.addEventListener('click', () => {
+    if (!del.dataset.armed) {
+      del.dataset.armed = '1';
+      del.textContent = 'Really delete?';
+      return;
+    }
+    deleteProvider(p.name, rowError);
+  });
+  const where = [p.base_url, p.gateway ? `gateway ${p.gateway}` : null].filter(Boolean).join(' · ');
+  return el('tr', { 'data-provider': p.name },
+    el('td', { text: p.name }),
+    el('td', { text: p.kind }),
+    el('td', { class: 'url', text: where || '—' }),
+    el('td', { class: 'key-state', text: p.key_set ? 'yes' : 'no' }),
+    el('td', {}, el('div', { class: 'row tight' }, keyInput, setBtn, removeBtn), rowError),
+    el('td', {}, edit, ' ', del));
+}
+
+/** Reads the providers and the document; `full` also redraws the chains box and form. */
+async function loadProviders(full) {
+  const [list, cfg] = await Promise.all([api('GET', '/api/providers'), api('GET', '/api/config')]);
+  const rows = list.data.data.map(providerRow);
+  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colSpan: 6, class: 'muted', text: 'No providers yet: add one below.' })));
+  $('providers-table').tBodies[0].replaceChildren(...rows);
+  $('providers-version').textContent = cfg.data.version ? `config version ${cfg.data.version}` : 'config defaults (never saved)';
+  providerView.providers = cfg.data.providers || {};
+  if (full) {
+    providerView.targets = cfg.data.targets || {};
+    $('targets-text').value = chainsText(providerView.targets);
+    clearProviderMarks();
+    showError('providers-error', null);
+    showError('provider-error', null);
+    showError('targets-error', null);
+  }
+}
+
+/** loadProviders, its failure shown on the tab (a save that came before it still stands). */
+async function refreshProviders(full) {
+  try {
+    await loadProviders(full);
+    return true;
+  } catch (e) {
+    showError('providers-error', e);
+    return false;
+  }
+}
+
+function resetProviderForm() {
+  providerView.editing = null;
+  $('provider-form').reset();
+  $('provider-name').readOnly = false;
+  $('provider-form-title').textContent = 'Add a provider';
+  kindHint();
+}
+
+function editProvider(name) {
+  const p = providerView.providers[name];
+  if (!p) return;
+  providerView.editing = { name, base: p };
+  $('provider-name').value = name;
+  // The name is the sealed key's associated data: renaming would orphan the key.
+  $('provider-name').readOnly = true;
+  $('provider-kind').value = p.kind;
+  $('provider-base-url').value = p.base_url || '';
+  $('provider-gateway').value = p.gateway || '';
+  $('provider-form-title').textContent = `Edit provider ${name}`;
+  kindHint();
+  $('provider-base-url').focus();
+}
+
+async function saveProvider(ev) {
+  ev.preventDefault();
+  clearProviderMarks();
+  showError('provider-error', null);
+  const name = $('provider-name').value.trim();
+  const kind = $('provider-kind').value;
+  const entry = { kind };
+  const url = $('provider-base-url').value.trim();
+  if (url) entry.base_url = url;
+  if (kind === 'ai-gateway-compat' && $('provider-gateway').value.trim()) entry.gateway = $('provider-gateway').value.trim();
+  const editing = providerView.editing;
+  $('providers-status').textContent = 'Saving…';
+  try {
+    if (!name) throw Object.assign(new Error('Name the provider.'), { param: 'name' });
+    await updateConfig((doc) => {
+      doc.providers = doc.providers || {};
+      const current = doc.providers[name];
+      if (editing) {
+        if (!sameProvider(current, editing.base)) throw new ConfigChanged();
+      } else if (current) {
+        throw Object.assign(new Error(`A provider \`${name}\` exists already: use its Edit button.`), { param: `providers.${name}` });
+      }
+      // The stored key stays: it is sealed for this name, whatever the kind or URL.
+      if (current && current.key) entry.key = current.key;
+      doc.providers[name] = entry;
+    });
+  } catch (e) {
+    providerFailure('provider-error', e);
+    return;
+  }
+  $('providers-status').textContent = `Saved provider ${name}.`;
+  resetProviderForm();
+  await refreshProviders(false);
+}
+
+async function deleteProvider(name, errNode) {
+  errNode.textContent = '';
+  try {
+    await updateConfig((doc) => {
+      if (!sameProvider((doc.providers || {})[name], providerView.providers[name])) throw new ConfigChanged();
+      delete doc.providers[name];
+    });
+  } catch (e) {
+    const shown = e.status === 409 && !(e instanceof ConfigChanged) ? new ConfigChanged() : e;
+    errNode.textContent = shown.param ? `${shown.message} (${shown.param})` : shown.message;
+    return;
+  }
+  $('providers-status').textContent = `Deleted provider ${name}.`;
+  if (providerView.editing && providerView.editing.name === name) resetProviderForm();
+  await refreshProviders(false);
+}
+
+async function saveChains() {
+  clearProviderMarks();
+  showError('targets-error', null);
+  $('providers-status').textContent = 'Saving…';
+  let saved;
+  try {
+    const chains = parseChains($('targets-text').value);
+    saved = await updateConfig((doc) => {
+      if (JSON.stringify(doc.targets || {}) !== JSON.stringify(providerView.targets)) throw new ConfigChanged();
+      doc.targets = chains;
+    });
+  } catch (e) {
+    providerFailure('targets-error', e);
+    return;
+  }
+  providerView.targets = saved.targets || {};
+  $('targets-text').value = chainsText(providerView.targets);
+  $('providers-status').textContent = `Saved the chains — config version ${saved.version}.`;
+  await refreshProviders(false);
+}
+
+// ---------------------------------------------------------------------------------
 // Usage
 
 function latency(l) {
@@ -415,7 +703,7 @@ async function loadModels() {
     return el('tr', {},
       el('td', { text: m.id }),
       el('td', { text: m.task || '' }),
-      el('td', { text: m.alias_for || '' }),
+      el('td', { text: m.alias_for || (m.targets || []).join(', ') }),
       el('td', {}, badge));
   });
   $('models-table').tBodies[0].replaceChildren(...rows);
@@ -470,12 +758,19 @@ const MODE_TASKS = {
   embeddings: ['embeddings'],
 };
 
+/** `alias → model`, or a routed name with its targets in fallback order. */
+function modelLabel(m) {
+  if (m.alias_for) return `${m.id} → ${m.alias_for}`;
+  if (m.targets && m.targets.length) return `${m.id} → ${m.targets.join(', ')}`;
+  return m.id;
+}
+
 async function fillModelSelect() {
   const mode = $('pg-mode').value;
   const wanted = MODE_TASKS[mode];
   const keep = $('pg-model').value;
   const models = state.models.filter((m) => wanted.includes(m.task));
-  $('pg-model').replaceChildren(...models.map((m) => el('option', { value: m.id, text: m.alias_for ? `${m.id} → ${m.alias_for}` : m.id })));
+  $('pg-model').replaceChildren(...models.map((m) => el('option', { value: m.id, text: modelLabel(m) })));
   if (models.some((m) => m.id === keep)) $('pg-model').value = keep;
   $('pg-file').hidden = mode !== 'transcription';
   $('pg-prompt').hidden = mode === 'transcription';
@@ -493,6 +788,13 @@ function resetOutput() {
   $('pg-image').removeAttribute('src');
   $('pg-audio').hidden = true;
   $('pg-status').textContent = '';
+  showTarget(null);
+}
+
+/** Which target answered a chat (`x-cng-target`: provider/model), or failed last. */
+function showTarget(target, failed) {
+  $('pg-target').hidden = !target;
+  $('pg-target').textContent = target ? `${failed ? 'failed at' : 'served by'} ${target}` : '';
 }
 
 function snippet(path, body, binaryOut) {
@@ -546,7 +848,8 @@ async function runChat(model, prompt) {
   if ($('pg-tools').checked) body.tools = [SAMPLE_TOOL];
   snippet('/v1/chat/completions', body);
   if (!stream) {
-    const { data } = await api('POST', '/v1/chat/completions', body);
+    const { data, headers } = await api('POST', '/v1/chat/completions', body);
+    showTarget(headers.get('x-cng-target'));
     const msg = data.choices[0].message;
     appendDelta({ content: msg.content, reasoning_content: msg.reasoning_content, tool_calls: msg.tool_calls });
     if (data.usage) $('pg-status').textContent = `${data.usage.prompt_tokens} tokens in, ${data.usage.completion_tokens} out`;
@@ -557,7 +860,9 @@ async function runChat(model, prompt) {
     headers: authHeaders({ 'Content-Type': 'application/json' }),
     body: JSON.stringify(body),
   });
-  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null), r.headers);
+  // Chains fall back only before the first byte: the headers already name the target.
+  showTarget(r.headers.get('x-cng-target'));
   $('pg-status').textContent = 'streaming…';
   const reader = r.body.getReader();
   const decoder = new TextDecoder();
@@ -643,6 +948,7 @@ async function run() {
     else await runEmbeddings(model, prompt);
   } catch (e) {
     showError('pg-error', e);
+    if (e.cngTarget) showTarget(e.cngTarget, true);
     $('pg-status').textContent = 'failed';
   } finally {
     $('pg-run').disabled = false;
@@ -695,6 +1001,14 @@ function wire() {
   });
   $('config-export').addEventListener('click', () => exportConfig().catch((e) => showError('config-error', e)));
   $('config-import').addEventListener('change', importConfig);
+  $('provider-form').addEventListener('submit', saveProvider);
+  $('provider-kind').addEventListener('change', kindHint);
+  $('provider-clear').addEventListener('click', resetProviderForm);
+  $('targets-save').addEventListener('click', saveChains);
+  $('providers-reload').addEventListener('click', async () => {
+    if (await refreshProviders(true)) $('providers-status').textContent = 'Reloaded.';
+  });
+  kindHint();
   $('usage-form').addEventListener('submit', loadUsage);
   $('discover-run').addEventListener('click', () => discover(false));
   $('discover-accept').addEventListener('click', () => discover(true));
