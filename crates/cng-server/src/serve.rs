@@ -279,7 +279,7 @@ pub async fn start_with(
         ..GatewayConfig::default()
     };
     let usage = crate::operate::usage_sink(&args.data.data)?;
-    let team_tokens = Arc::new(crate::team_usage::TeamTokens::new(usage.clone()));
+    let (team_tokens, booking) = crate::team_usage::sink(&args.data.data, usage.clone())?;
     let mut gateway =
         Gateway::new(backend, store, services, config).with_usage(team_tokens.clone());
     if let Some(search) = crate::operate::model_search(&args, &env) {
@@ -292,17 +292,18 @@ pub async fn start_with(
         gateway = gateway.with_sealer(Arc::new(master));
     }
     let gateway = Arc::new(gateway);
-    team_tokens.attach(&gateway);
     tracing::info!(%addr, upstream, data = %args.data.data.display(), "cng listening");
     let in_flight = Arc::new(InFlight::default());
     let counts = in_flight.clone();
     let (tx, rx) = watch::channel(false);
     let flusher = crate::operate::spawn_flusher(usage, rx.clone());
+    let booker = crate::team_usage::spawn_booker(team_tokens, booking, rx.clone());
     let grace = Duration::from_secs(args.shutdown_grace);
     let task = tokio::spawn(async move {
         accept_loop(listener, gateway, rx, grace, counts).await;
         // The last seconds of usage are written before the process ends.
         let _ = flusher.await;
+        let _ = booker.await;
     });
     Ok(Running {
         addr,

@@ -1,70 +1,52 @@
-//! Charges team token budgets with what each answer used.
+//! Drives cng-core's team token booking ([`cng_core::usage::TeamTokens`]) on tokio.
 //!
-//! A usage sink in front of the real one: an event of a team (`team:{id}`) with token
-//! counts books them against the team's `tokens` budget (`cng_core::teams::book_tokens`,
-//! a compare-and-swap on the store), in a task of its own so the request never waits
-//! for it. The gateway is set after it is built (it owns the store and is built with
-//! this sink), hence the `OnceLock`.
+//! The sink queues each team answer's tokens and wakes [`spawn_booker`]'s task, which
+//! books them right away (a compare-and-swap on the store), off the request path. What
+//! piles up while a booking runs is booked by the next round in one write per team.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::path::Path;
+use std::sync::Arc;
 
-use cng_core::Error;
-use cng_core::teams;
-use cng_core::usage::{
-    BoxFuture, BucketKey, Counters, SharedSink, UsageEvent, UsageQuery, UsageSink,
-};
+use cng_core::usage::{SharedSink, TeamTokens};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
-use crate::serve::NativeGateway;
+use crate::store::SqliteStore;
 
-/// See the module docs.
-pub struct TeamTokens {
+/// The native booking sink: the teams and their spend in the data dir's SQLite file,
+/// through a connection of its own.
+pub type NativeTeamTokens = TeamTokens<SqliteStore>;
+
+/// The sink in front of `inner`, and what wakes its booking task.
+pub fn sink(
+    data_dir: &Path,
     inner: SharedSink,
-    gateway: OnceLock<Weak<NativeGateway>>,
+) -> Result<(Arc<NativeTeamTokens>, Arc<Notify>), String> {
+    let store = SqliteStore::open(data_dir).map_err(|e| e.message().to_string())?;
+    let notify = Arc::new(Notify::new());
+    let wake = notify.clone();
+    let sink = TeamTokens::new(inner, store).on_pending(move || wake.notify_one());
+    Ok((Arc::new(sink), notify))
 }
 
-impl TeamTokens {
-    pub fn new(inner: SharedSink) -> Self {
-        Self {
-            inner,
-            gateway: OnceLock::new(),
+/// Books queued tokens whenever `notify` fires, until `stop` turns true, then once more.
+pub fn spawn_booker(
+    sink: Arc<NativeTeamTokens>,
+    notify: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = stop.changed() => break,
+            }
+            if let Err(e) = sink.book_pending().await {
+                tracing::warn!(error = %e.message(), "team tokens not booked yet; will retry");
+            }
         }
-    }
-
-    /// Connects the gateway whose store holds the teams.
-    pub fn attach(&self, gateway: &Arc<NativeGateway>) {
-        let _ = self.gateway.set(Arc::downgrade(gateway));
-    }
-}
-
-impl UsageSink for TeamTokens {
-    fn record(&self, event: UsageEvent) {
-        let tokens = event.input_tokens.unwrap_or(0) + event.output_tokens.unwrap_or(0);
-        if let (Some(id), true, Some(gateway)) = (
-            event.key.strip_prefix("team:"),
-            tokens > 0,
-            self.gateway.get().and_then(Weak::upgrade),
-        ) {
-            let (id, at) = (id.to_string(), event.at);
-            tokio::spawn(async move {
-                let store = gateway.store();
-                match teams::token::load(store, &id).await {
-                    Ok(Some((rec, _))) => {
-                        if let Err(e) = teams::book_tokens(store, &rec, at, tokens).await {
-                            tracing::warn!(team = %id, error = %e.message(), "team tokens not booked");
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(team = %id, error = %e.message(), "team not readable"),
-                }
-            });
+        if let Err(e) = sink.book_pending().await {
+            tracing::warn!(error = %e.message(), "team tokens of the last answers not booked");
         }
-        self.inner.record(event);
-    }
-
-    fn query<'a>(
-        &'a self,
-        q: &'a UsageQuery,
-    ) -> BoxFuture<'a, Result<Vec<(BucketKey, Counters)>, Error>> {
-        self.inner.query(q)
-    }
+    })
 }

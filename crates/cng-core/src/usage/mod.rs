@@ -19,6 +19,7 @@ pub mod observe;
 pub mod prices;
 pub mod report;
 pub mod store;
+pub mod teams;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -31,6 +32,7 @@ use crate::error::Error;
 use histogram::Histogram;
 
 pub use store::BufferedStoreUsage;
+pub use teams::TeamTokens;
 
 /// `Send + Sync` on native targets (a sink is shared by every request), nothing on
 /// wasm32, where a Worker's handles are neither.
