@@ -6,7 +6,11 @@
 //! - the backend: Workers AI through the `AI` binding, falling back to the REST API over
 //!   `worker::Fetch` on a platform failure (`cng_providers::binding::Fallback`); the
 //!   response header [`BACKEND_HEADER`] says which one served;
-//! - the store: KV for reads, one Durable Object for writes ([`protocol`]);
+//! - the store: KV for reads, one Durable Object for writes ([`protocol`]); usage
+//!   counters and team spend in that object only;
+//! - usage: buffered per isolate and written in `ctx.wait_until`, at most once every
+//!   [`flush::FLUSH_EVERY_MS`] ([`flush`]); team token budgets charged in the
+//!   `wait_until` of the answer that spent them;
 //! - the rate limiter: one Durable Object per key;
 //! - the runtime's clock and `crypto.getRandomValues`.
 //!
@@ -16,6 +20,7 @@
 //! workspace build never compiles the `worker` crate. Build and run: `scripts/build-worker`,
 //! `scripts/worker-dev`; see docs/worker.md.
 
+pub mod flush;
 pub mod protocol;
 pub mod settings;
 

@@ -8,7 +8,10 @@
 //! - `key_names/<name>`: a key's name → its hash;
 //! - `GATEWAY_CONFIG`: the gateway config document (`config`/`gateway`), as the reference
 //!   product keeps it; other `config` records under `GATEWAY_CONFIG/<key>`;
-//! - `<ns>/<key>` for any other namespace (`img/<id>`, ...).
+//! - `<ns>/<key>` for any other namespace (`img/<id>`, ...),
+//!
+//! except the [object-only](object_only) namespaces: usage counters (`usage-<day>`) and
+//! team spend (`team_usage`) are never in KV (see below).
 //!
 //! # Writes: one Durable Object, versions in its SQLite
 //! KV has no compare-and-swap and is eventually consistent, so two admins editing at
@@ -22,6 +25,15 @@
 //! near the client; a read may be up to ~60 s stale in other locations, and a write based
 //! on a stale read fails with 409 instead of losing the other edit ([`apply`] compares
 //! against the object's version, not KV's). Listing reads the object (consistent).
+//!
+//! # Counters: in the object only
+//! Usage counters and team spend change with traffic, not with an admin's edit: a KV
+//! mirror would cost one KV write per flush or per admitted request (the free plan
+//! allows 1,000 a day), and a KV read of them may be stale, so a compare-and-swap on it
+//! would keep failing. Their records ([`object_only`]) therefore live in the object's
+//! SQLite alone: written without a mirror, read with [`StoreRequest::Get`] (strongly
+//! consistent, no KV operation). The object runs one event at a time, so a budget's
+//! compare-and-swap is atomic across isolates and locations.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -29,6 +41,7 @@ use bytes::Bytes;
 use cng_core::Error;
 use cng_core::gateway::{RateLimiter, RateStatus, rate_limited};
 use cng_core::store::{Expect, Versioned, check_expect, conflict};
+use cng_core::teams::NS_TEAM_USAGE;
 use serde::{Deserialize, Serialize};
 
 /// The KV key of the gateway config document.
@@ -49,6 +62,19 @@ pub fn kv_key(ns: &str, key: &str) -> String {
         return format!("{CONFIG_KV_KEY}/{key}");
     }
     format!("{ns}/{key}")
+}
+
+/// The prefix of the usage namespaces (`usage-<days since the epoch>`, cng-core's
+/// [`namespace`](cng_core::usage::store::namespace)).
+const USAGE_NS_PREFIX: &str = "usage-";
+
+/// Whether a namespace's records live in the store object only, never in KV (see the
+/// module docs): team spend and usage counters.
+pub fn object_only(ns: &str) -> bool {
+    ns == NS_TEAM_USAGE
+        || ns
+            .strip_prefix(USAGE_NS_PREFIX)
+            .is_some_and(|day| !day.is_empty() && day.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A KV entry's metadata: the record's version.
@@ -105,6 +131,11 @@ pub enum StoreRequest {
     List {
         ns: String,
     },
+    /// One record, from the object (for [`object_only`] namespaces, which KV lacks).
+    Get {
+        ns: String,
+        key: String,
+    },
 }
 
 impl StoreRequest {
@@ -122,6 +153,13 @@ impl StoreRequest {
             ns: ns.into(),
             key: key.into(),
             expect: expect.into(),
+        }
+    }
+
+    pub fn get(ns: &str, key: &str) -> Self {
+        Self::Get {
+            ns: ns.into(),
+            key: key.into(),
         }
     }
 }
@@ -154,6 +192,10 @@ pub enum StoreResponse {
     },
     Listed {
         records: Vec<WireRecord>,
+    },
+    /// The answer to a [`StoreRequest::Get`] (`None`: no such record).
+    Found {
+        record: Option<WireRecord>,
     },
     /// The object could not do it (storage or KV failed); nothing changed.
     Failed {
@@ -226,10 +268,30 @@ impl Applied {
             undo: None,
         }
     }
+
+    /// A write done: KV is told `mirror`, unless the namespace is [`object_only`]
+    /// (then there is nothing to tell, and nothing to undo).
+    fn written(
+        response: StoreResponse,
+        ns: String,
+        key: String,
+        mirror: Mirror,
+        previous: Option<Row>,
+    ) -> Self {
+        if object_only(&ns) {
+            return Self::answer(response);
+        }
+        Self {
+            response,
+            mirror,
+            undo: Some(Undo { ns, key, previous }),
+        }
+    }
 }
 
-/// Applies a write (put or delete) to the object's storage; `List` is answered by the
-/// object directly. Checks the expectation against the object's own version.
+/// Applies a write (put or delete) to the object's storage; `List` and `Get` are
+/// answered by the object directly. Checks the expectation against the object's own
+/// version.
 pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
     let failed = |message: String| Applied::answer(StoreResponse::Failed { message });
     match req {
@@ -261,15 +323,18 @@ pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
             if let Err(e) = r.set(&ns, &key, row) {
                 return failed(e);
             }
-            Applied {
-                response: StoreResponse::Written { version },
-                mirror: Mirror::Put {
-                    kv_key: kv_key(&ns, &key),
-                    value,
-                    version,
-                },
-                undo: Some(Undo { ns, key, previous }),
-            }
+            let mirror = Mirror::Put {
+                kv_key: kv_key(&ns, &key),
+                value,
+                version,
+            };
+            Applied::written(
+                StoreResponse::Written { version },
+                ns,
+                key,
+                mirror,
+                previous,
+            )
         }
         StoreRequest::Delete { ns, key, expect } => {
             let previous = match r.get(&ns, &key) {
@@ -286,15 +351,34 @@ pub fn apply<R: Records>(r: &mut R, req: StoreRequest) -> Applied {
             if let Err(e) = r.remove(&ns, &key) {
                 return failed(e);
             }
-            Applied {
-                response: StoreResponse::Deleted { existed: true },
-                mirror: Mirror::Delete {
-                    kv_key: kv_key(&ns, &key),
-                },
-                undo: Some(Undo { ns, key, previous }),
-            }
+            let mirror = Mirror::Delete {
+                kv_key: kv_key(&ns, &key),
+            };
+            Applied::written(
+                StoreResponse::Deleted { existed: true },
+                ns,
+                key,
+                mirror,
+                previous,
+            )
         }
-        StoreRequest::List { .. } => failed("list is not a write".into()),
+        StoreRequest::List { .. } | StoreRequest::Get { .. } => {
+            failed("only puts and deletes are writes".into())
+        }
+    }
+}
+
+/// Answers a [`StoreRequest::Get`] from the object's storage.
+pub fn read<R: Records>(r: &mut R, ns: &str, key: &str) -> StoreResponse {
+    match r.get(ns, key) {
+        Ok(row) => StoreResponse::Found {
+            record: row.map(|p| WireRecord {
+                key: key.to_string(),
+                version: p.version,
+                value: STANDARD.encode(&p.value),
+            }),
+        },
+        Err(message) => StoreResponse::Failed { message },
     }
 }
 
@@ -345,6 +429,26 @@ pub fn delete_result(
     }
 }
 
+/// The store object's answer to a get, as the `Store` trait returns it.
+pub fn get_result(resp: StoreResponse) -> Result<Option<Versioned>, Error> {
+    match resp {
+        StoreResponse::Found { record: None } => Ok(None),
+        StoreResponse::Found { record: Some(r) } => {
+            let value = STANDARD
+                .decode(r.value.as_bytes())
+                .map_err(|_| Error::internal("the store object sent a value that is not base64"))?;
+            Ok(Some(Versioned {
+                version: r.version,
+                value: Bytes::from(value),
+            }))
+        }
+        StoreResponse::Failed { message } => Err(store_failed(&message)),
+        _ => Err(Error::internal(
+            "the store object answered a get with something else",
+        )),
+    }
+}
+
 /// The store object's answer to a list, as the `Store` trait returns it.
 pub fn list_result(resp: StoreResponse) -> Result<Vec<(String, Versioned)>, Error> {
     match resp {
@@ -382,7 +486,7 @@ fn unexpected(ns: &str, key: &str, expect: Expect, resp: StoreResponse) -> Error
 pub fn store_failed(message: &str) -> Error {
     Error::new(
         cng_core::ErrorKind::Unavailable,
-        format!("The Worker's store could not complete the write: {message}. Retry shortly."),
+        format!("The Worker's store could not complete the request: {message}. Retry shortly."),
     )
     .with_code("store_unavailable")
 }
@@ -634,6 +738,99 @@ mod tests {
         let list = list_result(back).unwrap();
         assert_eq!(list[0].0, "h");
         assert_eq!((list[0].1.version, &list[0].1.value[..]), (4, &b"hi"[..]));
+    }
+
+    #[test]
+    fn counters_live_in_the_object_only() {
+        use cng_core::usage::store::namespace;
+        assert!(object_only(cng_core::teams::NS_TEAM_USAGE));
+        assert!(object_only(&namespace(20_000)));
+        assert!(object_only(&namespace(0)));
+        for ns in [
+            "keys",
+            "key_names",
+            "config",
+            "teams",
+            "team_tokens",
+            "img",
+            "usage-",
+            "usage-x1",
+            "usage",
+        ] {
+            assert!(!object_only(ns), "{ns}");
+        }
+    }
+
+    #[test]
+    fn object_only_writes_are_not_mirrored_but_still_compare_and_swap() {
+        let mut m = Map::default();
+        for ns in ["team_usage", "usage-20000"] {
+            let a = apply(
+                &mut m,
+                StoreRequest::put(ns, "green:1", b"1", Expect::Absent),
+            );
+            let StoreResponse::Written { version } = a.response else {
+                panic!("{:?}", a.response)
+            };
+            assert_eq!((a.mirror, a.undo), (Mirror::Nothing, None));
+            // Two isolates that read the same spend: the second write loses.
+            let first = apply(
+                &mut m,
+                StoreRequest::put(ns, "green:1", b"2", Expect::Version(version)),
+            );
+            assert!(matches!(first.response, StoreResponse::Written { .. }));
+            let second = apply(
+                &mut m,
+                StoreRequest::put(ns, "green:1", b"2", Expect::Version(version)),
+            );
+            assert!(matches!(second.response, StoreResponse::Conflict { .. }));
+            let d = apply(&mut m, StoreRequest::delete(ns, "green:1", Expect::Any));
+            assert_eq!(d.response, StoreResponse::Deleted { existed: true });
+            assert_eq!((d.mirror, d.undo), (Mirror::Nothing, None));
+        }
+        // Other namespaces are still mirrored.
+        let k = apply(
+            &mut m,
+            StoreRequest::put("teams", "green", b"{}", Expect::Any),
+        );
+        assert!(matches!(k.mirror, Mirror::Put { .. }) && k.undo.is_some());
+    }
+
+    #[test]
+    fn gets_read_the_objects_record() {
+        let mut m = Map::default();
+        apply(
+            &mut m,
+            StoreRequest::put("team_usage", "t:1", b"41", Expect::Any),
+        );
+        let req = StoreRequest::get("team_usage", "t:1");
+        let j = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"op": "get", "ns": "team_usage", "key": "t:1"})
+        );
+        let StoreRequest::Get { ns, key } = serde_json::from_value(j).unwrap() else {
+            panic!("not a get")
+        };
+        // Over the wire and back, as KvStore sees it.
+        let resp: StoreResponse =
+            serde_json::from_str(&serde_json::to_string(&read(&mut m, &ns, &key)).unwrap())
+                .unwrap();
+        let got = get_result(resp).unwrap().unwrap();
+        assert_eq!((got.version, &got.value[..]), (1, &b"41"[..]));
+        assert_eq!(get_result(read(&mut m, "team_usage", "t:2")).unwrap(), None);
+        // A get is not a write.
+        let a = apply(&mut m, StoreRequest::get("team_usage", "t:1"));
+        assert!(matches!(a.response, StoreResponse::Failed { .. }));
+        let e = get_result(StoreResponse::Failed {
+            message: "storage down".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.code()),
+            (503, Some("store_unavailable"))
+        );
+        assert!(get_result(StoreResponse::Deleted { existed: true }).is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@ Run by `CNG_E2E_TARGET=worker scripts/e2e`, once per mode:
 - `CNG_WORKER_MODE=rest`: the real `AI` binding, which throws locally ("needs to be run
   remotely"), so every inference must be served by the REST fallback.
 Then the Worker is restarted on the same local state and `CNG_WORKER_PHASE=restarted`
-checks what must have persisted in KV (and the Durable Object's versions).
+checks what must have persisted in KV (and the Durable Object's versions), and that
+usage counters are in the store object and not in KV.
 """
 import base64
 import hashlib
@@ -14,6 +15,8 @@ import json
 import os
 import pathlib
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -202,10 +205,8 @@ def test_after_a_restart_keys_and_config_are_still_there():
     assert cfg["rate_limits"]["client_rpm"] == 77
 
 
-@restarted
-def test_kv_layout():
-    """Keys by hash, names, and the config under GATEWAY_CONFIG, each with its version."""
-    saved = json.loads(STATE.read_text())
+def kv_entries():
+    """Every KV entry of the local state: name → metadata."""
     out = subprocess.run(
         [str(ROOT / "node_modules/.bin/wrangler"), "kv", "key", "list", "--binding", "CNG_KV",
          "--local", "--persist-to", os.environ["CNG_WORKER_PERSIST"], "-c", str(ROOT / "wrangler.toml")],
@@ -214,7 +215,14 @@ def test_kv_layout():
         env={**os.environ, "WRANGLER_SEND_METRICS": "false",
              "PATH": f"{ROOT / 'node_modules/.bin'}:{os.environ['PATH']}"},
     ).stdout
-    entries = {e["name"]: e.get("metadata") for e in json.loads(out[out.index("["):])}
+    return {e["name"]: e.get("metadata") for e in json.loads(out[out.index("["):])}
+
+
+@restarted
+def test_kv_layout():
+    """Keys by hash, names, and the config under GATEWAY_CONFIG, each with its version."""
+    saved = json.loads(STATE.read_text())
+    entries = kv_entries()
     digest = hashlib.sha256(saved["key"].encode()).hexdigest()
     assert f"keys/{digest}" in entries
     assert f"key_names/{saved['name']}" in entries
@@ -250,3 +258,137 @@ def test_cpu_time_per_request_inside_workerd():
     print("\nworkerd CPU per request:", {k: round(v["per_request_ms"], 3) for k, v in results.items()})
     # A guard against regressions of an order of magnitude (the goal is 1 ms per chat).
     assert results["chat"]["per_request_ms"] < 10
+
+
+# ---- usage and team budgets: in the store object ---------------------------------------
+# Usage counters (`usage-<day>`) and team spend (`team_usage`) live in the CngStore
+# object's SQLite only. Counters are buffered per isolate and written in `ctx.waitUntil`
+# at most every 10 s (workers/edge/src/flush.rs); a usage query writes first.
+
+USAGE_STATE = STATE.parent / f"usage-{MODE}.json"
+FLUSH_EVERY_S = 10
+
+
+def usage_of(name):
+    status, _, body = call("GET", f"/api/usage?key={name}")
+    assert status == 200, body
+    return json.loads(body)["totals"]
+
+
+def new_key(prefix):
+    name = fresh(prefix)
+    status, _, body = call("POST", "/api/keys", {"name": name})
+    assert status == 201, body
+    return name, json.loads(body)["key"]
+
+
+def new_team(prefix, budget):
+    team = fresh(prefix)
+    status, _, body = call("POST", "/api/teams", {"id": team, "budget": budget})
+    assert status == 201, body
+    return team, json.loads(body)["token"]
+
+
+def saved_usage():
+    return json.loads(USAGE_STATE.read_text()) if USAGE_STATE.exists() else {}
+
+
+def save_usage(**kw):
+    USAGE_STATE.write_text(json.dumps({**saved_usage(), **kw}))
+
+
+@first
+def test_usage_is_counted_including_a_stream():
+    name, key = new_key("usage")
+    for i in range(2):
+        status, _, body = chat(f"usage {i} {name}", key=key)
+        assert status == 200, body
+    status, h, body = chat(f"usage stream {name}", key=key, stream=True)
+    assert status == 200 and h["content-type"].startswith("text/event-stream")
+    assert body.decode().rstrip().endswith("data: [DONE]")
+    totals = usage_of(name)
+    # The stream is counted when it ends, after its response was handed over.
+    assert totals["requests"] == 3, totals
+    assert totals["errors"] == 0 and totals["input_tokens"] > 0, totals
+    save_usage(queried={"name": name, "requests": 3, "input_tokens": totals["input_tokens"]})
+
+
+@first
+def test_a_requests_budget_admits_exactly_n_concurrent_requests():
+    n, tries = 4, 12
+    team, token = new_team("budget", {"unit": "requests", "per_day": n})
+    statuses, codes = [], []
+    go = threading.Barrier(tries)
+
+    def one(i):
+        go.wait()
+        status, _, body = chat(f"budget {i} {team}", key=token)
+        statuses.append(status)
+        if status != 200:
+            codes.append(json.loads(body)["error"]["code"])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(tries)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(statuses) == [200] * n + [429] * (tries - n), statuses
+    assert set(codes) == {"team_budget_exceeded"}, codes
+    # Spent: still refused afterwards.
+    assert chat(f"budget after {team}", key=token)[0] == 429
+    save_usage(budget_team=team)
+
+
+@first
+def test_a_tokens_budget_is_charged_in_the_worker():
+    team, token = new_team("tokens", {"unit": "tokens", "per_day": 5})
+    status, _, body = chat(f"tokens {team}", key=token)
+    assert status == 200, body
+    used = json.loads(body)["usage"]["total_tokens"]
+    assert used > 0
+    served, last = 1, 200
+    for i in range(30):
+        # Booking runs in the previous answer's waitUntil.
+        time.sleep(0.2)
+        status, h, body = chat(f"tokens {i} {team}", key=token)
+        last = status
+        if status == 429:
+            err = json.loads(body)["error"]
+            assert err["code"] == "team_budget_exceeded" and "5 tokens" in err["message"]
+            assert "retry-after" in h
+            break
+        served += 1
+    assert last == 429
+    assert served * used >= 5 and served <= -(-5 // used) + 1, (served, used)
+
+
+@first
+def test_usage_is_written_after_the_answers_without_a_query():
+    """Last of the first phase: nothing reads usage after it, so what the restarted
+    Worker shows was written by the waitUntil flush, not by a query."""
+    name, key = new_key("flushed")
+    assert chat(f"flushed {name}", key=key)[0] == 200
+    status, _, body = chat(f"flushed stream {name}", key=key, stream=True)
+    assert status == 200 and body.decode().rstrip().endswith("data: [DONE]")
+    save_usage(flushed={"name": name, "requests": 2})
+    time.sleep(FLUSH_EVERY_S + 2)
+
+
+@restarted
+def test_usage_survives_a_restart():
+    saved = saved_usage()
+    q = saved["queried"]
+    totals = usage_of(q["name"])
+    assert totals["requests"] == q["requests"], totals
+    assert totals["input_tokens"] == q["input_tokens"], totals
+    f = saved["flushed"]
+    assert usage_of(f["name"])["requests"] == f["requests"]
+
+
+@restarted
+def test_counters_and_team_spend_are_not_in_kv():
+    saved = saved_usage()
+    entries = kv_entries()
+    assert f"teams/{saved['budget_team']}" in entries, "team records are mirrored"
+    counters = [n for n in entries if n.startswith(("team_usage/", "usage-"))]
+    assert counters == [], counters

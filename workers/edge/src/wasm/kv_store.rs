@@ -1,5 +1,7 @@
 //! [`KvStore`]: cng-core's versioned [`Store`] over Workers KV, with every write going
 //! through the [`CngStore`] Durable Object (see [`crate::protocol`] for why and how).
+//! Records of the [object-only](protocol::object_only) namespaces (usage counters, team
+//! spend) are read from the object too: KV never holds them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,7 +17,7 @@ use worker::{
 
 use crate::protocol::{
     self, KvMeta, Mirror, Records, Row, STORE_OBJECT, StoreRequest, StoreResponse, WireRecord,
-    kv_key,
+    kv_key, object_only,
 };
 use crate::settings::{KV_BINDING, STORE_BINDING};
 
@@ -57,6 +59,11 @@ impl KvStore {
     }
 
     fn remember(&self, ns: &str, key: &str, record: Option<Versioned>) {
+        // Object-only records are read from the object, which is never stale (and the
+        // isolate's usage store would otherwise remember every counter it wrote).
+        if object_only(ns) {
+            return;
+        }
         self.written
             .borrow_mut()
             .insert((ns.to_string(), key.to_string()), record);
@@ -84,6 +91,9 @@ impl KvStore {
 
 impl Store for KvStore {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Versioned>, Error> {
+        if object_only(ns) {
+            return protocol::get_result(self.call(&StoreRequest::get(ns, key)).await?);
+        }
         if let Some(mine) = self
             .written
             .borrow()
@@ -142,7 +152,8 @@ impl Store for KvStore {
 }
 
 /// The one writer: versions in its SQLite storage, each write mirrored to KV before it
-/// is acknowledged (see [`crate::protocol`]).
+/// is acknowledged, except object-only records, which it alone holds (see
+/// [`crate::protocol`]).
 #[durable_object]
 pub struct CngStore {
     state: State,
@@ -339,6 +350,10 @@ impl DurableObject for CngStore {
                     Err(message) => StoreResponse::Failed { message },
                 }
             }
+            StoreRequest::Get { ns, key } => match SqlRecords::open(self.state.storage().sql()) {
+                Ok(mut r) => protocol::read(&mut r, &ns, &key),
+                Err(message) => StoreResponse::Failed { message },
+            },
             write => {
                 let sql = self.state.storage().sql();
                 let kv = self.env.kv(KV_BINDING).ok();

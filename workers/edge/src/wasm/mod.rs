@@ -4,16 +4,15 @@ mod convert;
 mod kv_store;
 mod limiter;
 mod services;
+mod usage;
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use cng_core::auth;
 use cng_core::backend::{Backend, InferenceRequest, Output};
-use cng_core::usage::{MemoryUsage, SharedSink};
 use cng_core::{Error, Gateway, GatewayConfig, RequestLog};
 use cng_providers::binding::{
     AiBinding, BindingBackend, BindingOptions, Fallback, GatewayOptions, Served,
@@ -24,6 +23,7 @@ use worker::{Context, Env, event};
 
 pub use kv_store::{CngStore, KvStore};
 pub use limiter::{CngRateLimiter, DoLimiter};
+use usage::IsolateUsage;
 
 use crate::BACKEND_HEADER;
 use crate::settings::{AI_BINDING, Settings};
@@ -58,8 +58,8 @@ struct Member {
 /// What every request of an isolate shares, read once from the environment (secrets and
 /// vars do not change within an isolate; a new deployment starts new isolates).
 ///
-/// Gateways are long-lived (their config cache and usage counters live across
-/// requests) but each serves one request at a time, so that "which path served" belongs
+/// Gateways are long-lived (their config cache lives across requests; usage is the
+/// isolate's, see [`IsolateUsage`]) but each serves one request at a time, so that "which path served" belongs
 /// to that request: a request takes an idle gateway from the pool, or makes one, and
 /// puts it back when its response head is ready. The pool grows to the isolate's
 /// highest concurrency.
@@ -68,7 +68,7 @@ struct Isolate {
     log_requests: bool,
     rest: Option<RestBackend<WorkerFetch>>,
     binding: BindingOptions,
-    usage: SharedSink,
+    usage: Rc<IsolateUsage>,
     idle: RefCell<Vec<Member>>,
 }
 
@@ -103,7 +103,7 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             config,
             rest,
             binding,
-            usage: Arc::new(MemoryUsage::new()),
+            usage: Rc::new(IsolateUsage::new(env)),
             idle: RefCell::new(Vec::new()),
         });
         *cell.borrow_mut() = Some(i.clone());
@@ -125,7 +125,7 @@ impl Isolate {
             self.config.clone(),
             DoLimiter::new(env),
         )
-        .with_usage(self.usage.clone());
+        .with_usage(self.usage.sink());
         Member { gateway, backend }
     }
 }
@@ -163,8 +163,7 @@ impl Drop for Lease {
 }
 
 /// Work to do after the response is sent (`ctx.wait_until`): anything that must not
-/// delay the answer: the request log line today, usage accounting or cache writes
-/// tomorrow.
+/// delay the answer: the request log line, writing usage and booking team tokens.
 #[derive(Clone, Default)]
 pub struct AfterResponse(Rc<RefCell<Vec<Deferred>>>);
 
@@ -183,7 +182,6 @@ impl AfterResponse {
 }
 
 /// The fetch handler: convert, let the gateway answer, convert back.
-/// The fetch handler: convert, let the gateway answer, convert back.
 #[event(fetch)]
 pub async fn fetch(
     req: worker::Request,
@@ -192,6 +190,7 @@ pub async fn fetch(
 ) -> worker::Result<worker::Response> {
     let iso = isolate(&env);
     let log_all = iso.log_requests;
+    let iso_usage = iso.usage.clone();
     let lease = Lease::take(iso, &env);
     let Some(member) = lease.member.as_ref() else {
         return worker::Response::error("cng: no gateway", 500);
@@ -230,6 +229,15 @@ pub async fn fetch(
                 log.error.as_deref().unwrap_or(""),
             );
         });
+    }
+    // Usage is written (and team tokens booked) after the answer; a stream is counted
+    // when it ends, so its turn comes then.
+    match usage::watch_end(resp.body_mut()) {
+        Some(ended) => after.push(async move {
+            let _ = ended.await;
+            iso_usage.settle().await;
+        }),
+        None => after.push(iso_usage.settle()),
     }
     after.hand_over(&ctx);
     convert::response(resp)
