@@ -84,7 +84,13 @@ pub struct ServeArgs {
     /// Accept plain `http://` provider URLs to a loopback host (127.0.0.1, ::1,
     /// localhost) in the config — for tests against a local fake provider. Remote
     /// hosts always need https.
-    #[arg(long, env = "CNG_ALLOW_LOOPBACK_HTTP")]
+    /// `CNG_ALLOW_LOOPBACK_HTTP` takes `1`/`true`/`yes`/`on` (anything else is off).
+    #[arg(
+        long,
+        env = "CNG_ALLOW_LOOPBACK_HTTP",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub allow_loopback_http: bool,
 }
 

@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::catalog::{ModelInfo, Task};
 use crate::error::Error;
 use crate::routing::Target;
+use crate::routing::naming::WORKERS_AI;
 use crate::store::Store;
 
 /// One entry of the list: OpenAI's model object plus what cng knows.
@@ -53,7 +54,10 @@ fn routed(ctx: &Ctx<'_>) -> Vec<(String, Vec<Target>)> {
             let targets = super::route::provider_targets(live, &name).ok()??;
             let usable = targets.iter().any(|t| {
                 ctx.principal.as_ref().is_none_or(|p| {
-                    (p.may_use(&name, &t.label()) || p.may_use(&name, &t.model))
+                    // As the request path checks (gateway::route): the chain's name,
+                    // `provider/model`, or a Workers AI target's id.
+                    (p.may_use(&name, &t.label())
+                        || (t.provider == WORKERS_AI && p.may_use(&name, &t.model)))
                         && p.may_use_provider(&t.provider)
                 })
             });
