@@ -487,6 +487,26 @@ fn a_keys_model_list_may_name_the_chain() {
     assert_eq!(chat(&g, &key, "fast").status, 200);
     let r = chat(&g, &key, "smart");
     assert_eq!((r.status, r.code()), (403, "model_not_allowed".into()));
+    // A key listing a bare model id does not get a provider's model of that id: the
+    // model list and the request path agree.
+    let r = call(
+        &g,
+        Method::POST,
+        "/api/keys",
+        ADMIN,
+        Some(json!({"name": "bare", "models": ["gpt-4o"]})),
+    );
+    let bare = r.json()["key"].as_str().unwrap().to_string();
+    let listed = call(&g, Method::GET, "/v1/models", &bare, None).json();
+    assert!(
+        !listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "smart"),
+        "{listed}"
+    );
+    assert_eq!(chat(&g, &bare, "smart").status, 403);
 }
 
 #[test]
