@@ -16,6 +16,12 @@ pub const API_BASE: &str = "CNG_CF_API_BASE";
 pub const ADMIN_KEY: &str = "CNG_ADMIN_KEY";
 /// An AI Gateway id: binding calls then go through that gateway (`{gateway: {id}}`).
 pub const AI_GATEWAY: &str = "CNG_AI_GATEWAY";
+/// The master key that seals and opens provider keys (a secret; see docs/providers.md).
+pub const MASTER_KEY: &str = "CNG_MASTER_KEY";
+/// `1`/`true`: provider URLs may be plain `http://` to a loopback host (local tests).
+pub const ALLOW_LOOPBACK_HTTP: &str = "CNG_ALLOW_LOOPBACK_HTTP";
+/// `cf-aig-authorization` for providers of kind `ai-gateway-compat` (a secret).
+pub const AI_GATEWAY_TOKEN: &str = "CNG_AI_GATEWAY_TOKEN";
 /// `1`/`true`: a log line for every request (default: only for 5xx answers and
 /// inferences served by the REST fallback; Workers' own invocation logs list every
 /// request, and a `console.log` per request costs CPU).
@@ -39,6 +45,9 @@ pub struct Settings {
     pub admin_key: Option<String>,
     pub ai_gateway: Option<String>,
     pub log_requests: bool,
+    pub master_key: Option<String>,
+    pub allow_loopback_http: bool,
+    pub ai_gateway_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -51,8 +60,15 @@ impl std::fmt::Debug for Settings {
             .field("admin_key", &secret(&self.admin_key))
             .field("ai_gateway", &self.ai_gateway)
             .field("log_requests", &self.log_requests)
+            .field("master_key", &secret(&self.master_key))
+            .field("allow_loopback_http", &self.allow_loopback_http)
+            .field("ai_gateway_token", &secret(&self.ai_gateway_token))
             .finish()
     }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
 impl Settings {
@@ -69,8 +85,10 @@ impl Settings {
             api_base: var(API_BASE),
             admin_key: var(ADMIN_KEY),
             ai_gateway: var(AI_GATEWAY),
-            log_requests: var(LOG_REQUESTS)
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            log_requests: var(LOG_REQUESTS).is_some_and(|v| truthy(&v)),
+            master_key: var(MASTER_KEY),
+            allow_loopback_http: var(ALLOW_LOOPBACK_HTTP).is_some_and(|v| truthy(&v)),
+            ai_gateway_token: var(AI_GATEWAY_TOKEN),
         }
     }
 
@@ -130,6 +148,18 @@ mod tests {
         assert!(!s.log_requests);
         assert!(settings(&[("CNG_LOG_REQUESTS", "TRUE")]).log_requests);
         assert!(!settings(&[("CNG_LOG_REQUESTS", "0")]).log_requests);
+        assert!(settings(&[("CNG_ALLOW_LOOPBACK_HTTP", "1")]).allow_loopback_http);
+        assert!(!s.allow_loopback_http);
+        let secret = settings(&[
+            ("CNG_MASTER_KEY", "mk-secret"),
+            ("CNG_AI_GATEWAY_TOKEN", "gw-secret"),
+        ]);
+        assert_eq!(secret.master_key.as_deref(), Some("mk-secret"));
+        let shown = format!("{secret:?}");
+        assert!(
+            !shown.contains("mk-secret") && !shown.contains("gw-secret"),
+            "{shown}"
+        );
         let rest = s.rest_config().unwrap();
         assert_eq!(rest.api_base, "http://127.0.0.1:9/client/v4");
         assert_eq!(

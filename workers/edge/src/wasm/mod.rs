@@ -10,14 +10,17 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use cng_core::auth;
 use cng_core::backend::{Backend, InferenceRequest, Output};
+use cng_core::routing::{KeySealer, ProviderRoute, UrlPolicy};
 use cng_core::{Error, Gateway, GatewayConfig, RequestLog};
 use cng_providers::binding::{
     AiBinding, BindingBackend, BindingOptions, Fallback, GatewayOptions, Served,
 };
-use cng_providers::{RestBackend, WorkerFetch};
+use cng_providers::crypto::MasterKey;
+use cng_providers::{ProviderRouter, RestBackend, Unconfigured, WorkerFetch};
 use http::HeaderValue;
 use worker::{Context, Env, event};
 
@@ -34,9 +37,13 @@ const CONFIG_TTL_SECONDS: u64 = 5;
 
 type EdgeBackend = Fallback<BindingBackend, RestBackend<WorkerFetch>>;
 
+/// The configured third-party providers (`providers` in the config document), reached
+/// over `fetch`; keys opened with the `CNG_MASTER_KEY` secret.
+type EdgeProviders = ProviderRouter<Unconfigured, WorkerFetch>;
+
 /// The backend, shared by the gateway and the request that holds it (to read which path
-/// served).
-struct Shared(Rc<EdgeBackend>);
+/// served), and the providers.
+struct Shared(Rc<EdgeBackend>, EdgeProviders);
 
 impl Backend for Shared {
     fn run(
@@ -44,6 +51,14 @@ impl Backend for Shared {
         request: InferenceRequest,
     ) -> impl Future<Output = Result<Output, Error>> + cng_core::backend::MaybeSend {
         self.0.run(request)
+    }
+
+    fn run_on(
+        &self,
+        provider: &ProviderRoute,
+        request: InferenceRequest,
+    ) -> impl Future<Output = Result<Output, Error>> + cng_core::backend::MaybeSend {
+        self.1.run_on(provider, request)
     }
 }
 
@@ -68,6 +83,8 @@ struct Isolate {
     log_requests: bool,
     rest: Option<RestBackend<WorkerFetch>>,
     binding: BindingOptions,
+    providers: EdgeProviders,
+    sealer: Option<Arc<dyn KeySealer>>,
     usage: Rc<IsolateUsage>,
     idle: RefCell<Vec<Member>>,
 }
@@ -82,12 +99,33 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             return i.clone();
         }
         let settings = Settings::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
+        let url_policy = UrlPolicy {
+            allow_loopback_http: settings.allow_loopback_http,
+        };
         let config = GatewayConfig {
             admin_key_hash: settings.admin_key.as_deref().map(auth::hash_key),
             upstream: settings.upstream_label(),
             config_ttl_seconds: CONFIG_TTL_SECONDS,
+            url_policy,
             ..GatewayConfig::default()
         };
+        // A malformed master key is reported once and treated as absent: providers
+        // with sealed keys then answer 503 `master_key_missing`, never garbage.
+        let master = settings
+            .master_key
+            .as_deref()
+            .and_then(|k| match MasterKey::parse(k) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    worker::console_error!("cng: {}", e.message());
+                    None
+                }
+            });
+        let providers = ProviderRouter::new(Unconfigured, WorkerFetch::default())
+            .with_master_key(master.clone())
+            .with_url_policy(url_policy)
+            .with_gateway_token(settings.ai_gateway_token.clone());
+        let sealer = master.map(|m| Arc::new(m) as Arc<dyn KeySealer>);
         let rest = settings
             .rest_config()
             .map(|c| RestBackend::new(c, WorkerFetch::default()));
@@ -103,6 +141,8 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             config,
             rest,
             binding,
+            providers,
+            sealer,
             usage: Rc::new(IsolateUsage::new(env)),
             idle: RefCell::new(Vec::new()),
         });
@@ -118,14 +158,17 @@ impl Isolate {
             BindingBackend::new(ai, self.binding.clone()),
             self.rest.clone(),
         ));
-        let gateway = Gateway::with_limiter(
-            Shared(backend.clone()),
+        let mut gateway = Gateway::with_limiter(
+            Shared(backend.clone(), self.providers.clone()),
             KvStore::new(env),
             services::services(),
             self.config.clone(),
             DoLimiter::new(env),
         )
         .with_usage(self.usage.sink());
+        if let Some(sealer) = &self.sealer {
+            gateway = gateway.with_sealer(sealer.clone());
+        }
         Member { gateway, backend }
     }
 }
