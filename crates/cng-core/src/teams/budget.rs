@@ -3,8 +3,9 @@
 //! The day's spend is one record, `team_usage/{id}:{day}`, changed only by
 //! compare-and-swap: read the spend and its version, write the new spend expecting that
 //! version, start again on a conflict. Two requests racing for the last unit cannot both
-//! win. Natively the store is the embedded database; in the Worker the same record
-//! would live in a Durable Object (see docs/providers.md).
+//! win. Natively the store is the embedded database; in the Worker the record lives
+//! only in the store's Durable Object, which serialises the compare-and-swap across
+//! isolates and locations (see docs/worker.md).
 //!
 //! - A *requests* budget takes its unit at admission ([`admit`]) and refuses at the
 //!   limit.
