@@ -29,17 +29,14 @@ pub(super) async fn messages<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<MessagesRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
     let (plan, output) = g
-        .run_hops(
+        .run_model(
             ctx,
-            hops,
-            |target| anthropic::plan(&req, target, ids, clock),
-            |plan| plan.request.clone(),
+            &req.model,
+            &[Task::TextGeneration, Task::ImageToText],
+            |target, (ids, clock)| anthropic::plan(&req, target, ids, clock),
         )
         .await?;
-    ctx.log.dropped = plan.dropped.clone();
     match output {
         Output::Json(v) if plan.stream => {
             Ok(sse(Body::from(anthropic::respond_as_events(&plan, &v)?)))

@@ -21,17 +21,14 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<ChatRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
     let (plan, output) = g
-        .run_hops(
+        .run_model(
             ctx,
-            hops,
-            |target| chat::plan(&req, target, ids, clock),
-            |plan| plan.request.clone(),
+            &req.model,
+            &[Task::TextGeneration, Task::ImageToText],
+            |target, (ids, clock)| chat::plan(&req, target, ids, clock),
         )
         .await?;
-    ctx.log.dropped = plan.dropped.clone();
     respond(plan, output)
 }
 

@@ -54,22 +54,19 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     });
     let chat_req: ChatRequest = serde_json::from_value(chat_req)
         .map_err(|e| Error::invalid_request(format!("Invalid request body: {e}.")))?;
-    let hops = g.hops(ctx, &chat_req.model, &[Task::TextGeneration])?;
-    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
     let (plan, output) = g
-        .run_hops(
+        .run_model(
             ctx,
-            hops,
-            |target| {
+            &chat_req.model,
+            &[Task::TextGeneration],
+            |target, (ids, clock)| {
                 let mut plan = chat::plan(&chat_req, target, ids, clock)?;
                 plan.context.dialect = Dialect::TextCompletion;
                 plan.context.id = plan.context.id.replacen("chatcmpl-", "cmpl-", 1);
                 Ok(plan)
             },
-            |plan| plan.request.clone(),
         )
         .await?;
-    ctx.log.dropped = plan.dropped.clone();
     super::chat::respond(plan, output)
 }
 

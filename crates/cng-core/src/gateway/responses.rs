@@ -20,17 +20,14 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     let parsed = parse_json::<ResponsesRequest>(&body)?;
     ctx.log.ignored = parsed.ignored;
     let req = parsed.value;
-    let hops = g.hops(ctx, &req.model, &[Task::TextGeneration, Task::ImageToText])?;
-    let (ids, clock) = (&*g.services.ids, &*g.services.clock);
     let (plan, output) = g
-        .run_hops(
+        .run_model(
             ctx,
-            hops,
-            |target| responses::plan(&req, target, ids, clock),
-            |plan| plan.request.clone(),
+            &req.model,
+            &[Task::TextGeneration, Task::ImageToText],
+            |target, (ids, clock)| responses::plan(&req, target, ids, clock),
         )
         .await?;
-    ctx.log.dropped = plan.dropped.clone();
     let stream = plan.stream;
     match output {
         Output::Json(v) if stream => Ok(sse(Body::from(responses::respond_as_events(&plan, &v)?))),

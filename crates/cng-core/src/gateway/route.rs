@@ -22,10 +22,14 @@
 
 use super::{Ctx, Gateway, Limiter, model_not_allowed};
 use crate::alias::Resolved;
+use crate::anthropic::MessagesPlan;
 use crate::backend::{Backend, InferenceRequest, Output};
 use crate::catalog::{ModelInfo, Task};
+use crate::chat::ChatPlan;
 use crate::config::LiveConfig;
 use crate::error::{Error, ErrorKind};
+use crate::ids::{Clock, IdSource};
+use crate::responses::ResponsesPlan;
 use crate::routing::naming::WORKERS_AI;
 use crate::routing::{ModelRef, ProviderRoute, Target, TargetChain, should_fall_back};
 use crate::store::Store;
@@ -77,6 +81,33 @@ pub(crate) fn provider_targets(
         _ => None,
     })
 }
+
+/// A translated request, whatever the dialect: what to send, and what was dropped.
+pub(crate) trait Planned {
+    fn request(&self) -> &InferenceRequest;
+    fn dropped(&self) -> &[&'static str];
+}
+
+macro_rules! planned {
+    ($($t:ty),*) => {$(
+        impl Planned for $t {
+            fn request(&self) -> &InferenceRequest {
+                &self.request
+            }
+            fn dropped(&self) -> &[&'static str] {
+                &self.dropped
+            }
+        }
+    )*};
+}
+
+planned!(ChatPlan, ResponsesPlan, MessagesPlan);
+
+/// The ids and clock a plan draws from.
+pub(crate) type PlanSources<'a> = (
+    &'a (dyn IdSource + Send + Sync),
+    &'a (dyn Clock + Send + Sync),
+);
 
 /// 403 for a target a team's provider list does not cover.
 pub(crate) fn provider_not_allowed(provider: &str, requested: &str) -> Error {
@@ -173,6 +204,29 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             }
             None => Err(refused.unwrap_or_else(|| Error::model_not_found(&requested))),
         }
+    }
+
+    /// A chat-family request end to end: its hops for `model`, each planned by `plan`
+    /// and tried in order ([`Self::run_hops`]); the log gets what was dropped.
+    pub(crate) async fn run_model<P: Planned>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        model: &str,
+        tasks: &[Task],
+        plan: impl Fn(&Resolved, PlanSources<'_>) -> Result<P, Error>,
+    ) -> Result<(P, Output), Error> {
+        let hops = self.hops(ctx, model, tasks)?;
+        let sources: PlanSources<'_> = (&*self.services.ids, &*self.services.clock);
+        let (plan, output) = self
+            .run_hops(
+                ctx,
+                hops,
+                |target| plan(target, sources),
+                |p| p.request().clone(),
+            )
+            .await?;
+        ctx.log.dropped = plan.dropped().to_vec();
+        Ok((plan, output))
     }
 
     /// Tries `hops` in order: plans the request for each hop's model, runs it, and
