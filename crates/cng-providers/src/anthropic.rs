@@ -14,19 +14,25 @@
 //! `tool_calls`, `refusal` → `content_filter`; usage with cached input counted in
 //! `prompt_tokens`.
 //!
-//! Streaming is not translated yet: a streamed request is answered 501 with that
-//! reason, never silently buffered.
+//! Streaming: a streamed request is sent with `"stream": true`, and Anthropic's events
+//! are transcoded as they arrive into the OpenAI chunk stream cng-core's chat reader
+//! reads from any OpenAI-shaped upstream ([`crate::anthropic_stream`]). Errors before
+//! the stream starts (a refused key, a 429, a 529, an answer that is not an event
+//! stream) are returned as errors, so a fallback chain can still try its next target;
+//! an `error` event mid-stream ends the stream with an error event.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use cng_core::backend::{Backend, InferenceRequest, Input, Output};
 use cng_core::catalog::Task;
+use cng_core::openai::chat::FinishReason;
 use cng_core::routing::UpstreamUrl;
 use cng_core::{Error, ErrorKind};
 use serde_json::{Map, Value, json};
 
-use crate::http::{HttpClient, collect_body, redact};
+use crate::anthropic_stream;
+use crate::http::{HttpClient, collect_body, media_type, redact};
 use crate::rest::{
     DEFAULT_BACKOFF_BASE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRIES, MAX_ERROR_BODY_BYTES,
     misconfigured, with_retry_after,
@@ -83,12 +89,6 @@ impl<H: HttpClient> AnthropicBackend<H> {
     }
 
     async fn run_inner(&self, request: InferenceRequest) -> Result<Output, Error> {
-        if request.stream {
-            return Err(Error::new(
-                ErrorKind::NotImplemented,
-                "streaming from an Anthropic provider is not supported yet; send `stream: false` or use another target",
-            ));
-        }
         let (Task::TextGeneration | Task::ImageToText, Input::Json(body)) =
             (request.task, &request.input)
         else {
@@ -96,7 +96,10 @@ impl<H: HttpClient> AnthropicBackend<H> {
                 "an Anthropic provider serves chat completions only",
             ));
         };
-        let messages = to_messages(body, &request.model, self.config.default_max_tokens)?;
+        let mut messages = to_messages(body, &request.model, self.config.default_max_tokens)?;
+        if request.stream {
+            messages["stream"] = Value::Bool(true);
+        }
         let mut headers = http::HeaderMap::new();
         let mut key = http::HeaderValue::from_str(&self.config.api_key).map_err(|_| {
             misconfigured("the configured Anthropic key is not a valid header value")
@@ -125,7 +128,9 @@ impl<H: HttpClient> AnthropicBackend<H> {
             retries: self.config.retries,
             backoff_base: self.config.backoff_base,
         };
-        let resp = retry::send(&self.client, &prepared, policy, true).await?;
+        // Streams are never retried (the crate's policy for every backend): a failed
+        // start is returned at once, for a fallback chain to move on.
+        let resp = retry::send(&self.client, &prepared, policy, !request.stream).await?;
         let (parts, body) = resp.into_parts();
         let status = parts.status.as_u16();
         if !parts.status.is_success() {
@@ -137,6 +142,19 @@ impl<H: HttpClient> AnthropicBackend<H> {
                 status,
                 &parts.headers,
             ));
+        }
+        if request.stream {
+            let media = media_type(&parts.headers);
+            if media.as_deref() != Some("text/event-stream") {
+                return Err(Error::upstream(format!(
+                    "Anthropic answered HTTP {status} with `{}` where an event stream was expected",
+                    media.as_deref().unwrap_or("no content type")
+                )));
+            }
+            return Ok(Output::Stream(anthropic_stream::transcode(
+                body,
+                request.model,
+            )));
         }
         let bytes = collect_body(body, DEFAULT_MAX_RESPONSE_BYTES).await?;
         let v: Value = serde_json::from_slice(&bytes)
@@ -305,12 +323,7 @@ pub fn from_message(msg: &Value, model: &str) -> Result<Value, Error> {
             _ => {}
         }
     }
-    let finish = match msg["stop_reason"].as_str() {
-        Some("max_tokens") => "length",
-        Some("tool_use") => "tool_calls",
-        Some("refusal") => "content_filter",
-        _ => "stop",
-    };
+    let finish = finish_reason(msg["stop_reason"].as_str());
     let mut message = json!({"role": "assistant", "content": (!text.is_empty()).then_some(text)});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
@@ -334,6 +347,18 @@ pub fn from_message(msg: &Value, model: &str) -> Result<Value, Error> {
             "prompt_tokens_details": {"cached_tokens": n("cache_read_input_tokens")},
         },
     }))
+}
+
+/// Anthropic's `stop_reason` → OpenAI's `finish_reason` (for the JSON answer and the
+/// stream alike): `end_turn`, `stop_sequence` and anything unknown (`pause_turn`) →
+/// `stop`.
+pub(crate) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
+    match stop_reason {
+        Some("max_tokens") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
 }
 
 /// Anthropic's `{"type": "error", "error": {"type", "message"}}` → a cng error.
@@ -375,6 +400,7 @@ mod tests {
     struct Canned {
         seen: Arc<Mutex<Vec<http::Request<Bytes>>>>,
         status: u16,
+        content_type: &'static str,
         body: &'static str,
     }
 
@@ -384,12 +410,17 @@ mod tests {
             req: http::Request<Bytes>,
         ) -> Result<http::Response<ByteStream>, Error> {
             self.seen.lock().unwrap().push(req);
-            let body: ByteStream = Box::pin(futures_util::stream::once(async {
-                Ok(Bytes::from_static(self.body.as_bytes()))
-            }));
+            // In small pieces, as a network delivers a stream.
+            let pieces: Vec<Result<Bytes, Error>> = self
+                .body
+                .as_bytes()
+                .chunks(7)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let body: ByteStream = Box::pin(futures_util::stream::iter(pieces));
             Ok(http::Response::builder()
                 .status(self.status)
-                .header("content-type", "application/json")
+                .header("content-type", self.content_type)
                 .header("retry-after", "3")
                 .body(body)
                 .unwrap())
@@ -398,9 +429,18 @@ mod tests {
     }
 
     fn backend(status: u16, body: &'static str) -> (AnthropicBackend<Canned>, Canned) {
+        backend_typed(status, "application/json", body)
+    }
+
+    fn backend_typed(
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> (AnthropicBackend<Canned>, Canned) {
         let c = Canned {
             seen: Arc::default(),
             status,
+            content_type,
             body,
         };
         let base = UpstreamUrl::parse(
@@ -534,17 +574,174 @@ mod tests {
         assert!(cng_core::routing::should_fall_back(&e));
     }
 
+    /// A streamed answer as Anthropic documents it: a text block, a tool call in
+    /// `input_json_delta` fragments, a ping, the stop reason and cumulative usage.
+    const STREAM: &str = "event: message_start
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-haiku-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}
+
+event: content_block_start
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}
+
+event: ping
+data: {\"type\": \"ping\"}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}
+
+event: content_block_stop
+data: {\"type\":\"content_block_stop\",\"index\":0}
+
+event: content_block_start
+data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":\"weather\",\"input\":{}}}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Os\"}}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"lo\\\"}\"}}
+
+event: content_block_stop
+data: {\"type\":\"content_block_stop\",\"index\":1}
+
+event: message_delta
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}
+
+event: message_stop
+data: {\"type\":\"message_stop\"}
+
+";
+
+    async fn collect(out: Output) -> String {
+        let Output::Stream(mut s) = out else {
+            panic!("not a stream: {out:?}")
+        };
+        let mut all = Vec::new();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut s).await {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        String::from_utf8(all).unwrap()
+    }
+
     #[tokio::test]
-    async fn streams_are_refused_not_buffered() {
-        let (b, c) = backend(200, "{}");
-        let e = b
+    async fn streams_are_requested_and_transcoded() {
+        let (b, c) = backend_typed(200, "text/event-stream; charset=utf-8", STREAM);
+        let out = b
             .run(chat(
                 json!({"messages": [{"role": "user", "content": "hi"}]}),
                 true,
             ))
             .await
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotImplemented);
-        assert!(c.seen.lock().unwrap().is_empty());
+            .unwrap();
+        let text = collect(out).await;
+        let sent: Value = serde_json::from_slice(c.seen.lock().unwrap()[0].body()).unwrap();
+        assert_eq!(sent["stream"], true);
+        assert_eq!(sent["model"], "claude-haiku-4-5");
+
+        // What cng-core's chat reader makes of it.
+        let ctx = cng_core::chat::ChatContext {
+            id: "chatcmpl-1".into(),
+            created: 1,
+            model: "claude-haiku-4-5".into(),
+            include_usage: true,
+            reasoning: cng_core::catalog::Reasoning::None,
+            tools: vec!["weather".into()],
+            legacy_functions: false,
+            max_tokens: None,
+            call_id_prefix: "call_1".into(),
+            dialect: cng_core::chat::Dialect::Chat,
+        };
+        let mut t = cng_core::chat::StreamTranscoder::new(ctx);
+        let mut client = t.push(text.as_bytes());
+        client.extend(t.finish());
+        let client = String::from_utf8(client).unwrap();
+        let chunks: Vec<Value> = client
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "Checking.");
+        let calls: Vec<&Value> = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+            .collect();
+        assert_eq!(calls[0]["id"], "toolu_9");
+        assert_eq!(calls[0]["function"]["name"], "weather");
+        let args: String = calls
+            .iter()
+            .filter_map(|c| c["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(args, r#"{"city": "Oslo"}"#);
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+        );
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(usage["prompt_tokens"], 20);
+        assert_eq!(usage["completion_tokens"], 12);
+        assert!(client.ends_with("data: [DONE]\n\n"), "{client}");
+    }
+
+    #[tokio::test]
+    async fn stream_failures_before_the_first_byte_stay_errors() {
+        let req = || {
+            chat(
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+                true,
+            )
+        };
+        // Overloaded: an error a fallback chain moves on from.
+        let (mut b, c) = backend(
+            529,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        b.config.retries = 2;
+        let e = b.run(req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(cng_core::routing::should_fall_back(&e));
+        assert_eq!(c.seen.lock().unwrap().len(), 1, "streams are not retried");
+        // A key echoed back is redacted here too.
+        let (b, _) = backend(
+            401,
+            r#"{"type":"error","error":{"type":"authentication_error","message":"bad key sk-ant-secret"}}"#,
+        );
+        let e = b.run(req()).await.unwrap_err();
+        assert!(!e.message().contains("sk-ant-secret"));
+        // A success that is not an event stream is not handed over as one.
+        let (b, _) = backend(200, r#"{"id":"msg_1","content":[]}"#);
+        let e = b.run(req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Upstream);
+        assert!(e.message().contains("event stream"), "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn a_mid_stream_error_reaches_the_client_as_an_error() {
+        let (b, _) = backend_typed(
+            200,
+            "text/event-stream",
+            "event: message_start
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_9\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}
+
+event: error
+data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}
+
+",
+        );
+        let out = b
+            .run(chat(
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+                true,
+            ))
+            .await
+            .unwrap();
+        let text = collect(out).await;
+        assert!(text.contains(r#"{"error":{"message":"#), "{text}");
+        assert!(text.contains("overloaded_error"), "{text}");
+        assert!(!text.contains("[DONE]"), "{text}");
     }
 }

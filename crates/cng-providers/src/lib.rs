@@ -35,6 +35,7 @@
 
 pub mod ai_gateway;
 pub mod anthropic;
+pub mod anthropic_stream;
 pub mod binding;
 pub mod catalog;
 pub mod chain;
