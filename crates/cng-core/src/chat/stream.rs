@@ -705,5 +705,30 @@ fn stream_error(raw: &TextResult, data: &str) -> Error {
         ),
         _ => (data.chars().take(200).collect(), raw.code),
     };
-    Error::from_workers_ai(code, &message, 500)
+    match code {
+        Some(_) => Error::from_workers_ai(code, &message, 500),
+        // No Workers AI code: the event may come from any upstream (an OpenAI-shaped
+        // server, a provider's translated stream), so it is not named Workers AI.
+        None => Error::upstream(format!("The model's stream failed: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn stream_errors_name_workers_ai_only_when_it_sent_a_code() {
+        let raw: TextResult =
+            serde_json::from_str(r#"{"error":{"message":"Overloaded"}}"#).unwrap();
+        let e = stream_error(&raw, "");
+        assert!(!e.message().contains("Workers AI"), "{}", e.message());
+        assert!(e.message().contains("Overloaded"));
+        let raw: TextResult =
+            serde_json::from_str(r#"{"error":"Capacity temporarily exceeded","code":3040}"#)
+                .unwrap();
+        let e = stream_error(&raw, "");
+        assert_eq!(e.code(), Some("workers_ai_3040"), "{}", e.message());
+    }
 }
