@@ -66,9 +66,47 @@ impl FakeAnthropic {
                             }
                         }
                     }
-                    log.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf).to_string());
+                    let raw = String::from_utf8_lossy(&buf).to_string();
+                    let streamed = raw.contains("\"stream\":true");
+                    log.lock().unwrap().push(raw);
+                    if streamed {
+                        // Anthropic's event sequence, one event per write.
+                        let events = [
+                            (
+                                "message_start",
+                                json!({"type": "message_start", "message": {"id": "msg_e2e", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": [], "stop_reason": null, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+                            ),
+                            (
+                                "content_block_start",
+                                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                            ),
+                            ("ping", json!({"type": "ping"})),
+                            (
+                                "content_block_delta",
+                                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hello from "}}),
+                            ),
+                            (
+                                "content_block_delta",
+                                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "anthropic"}}),
+                            ),
+                            (
+                                "content_block_stop",
+                                json!({"type": "content_block_stop", "index": 0}),
+                            ),
+                            (
+                                "message_delta",
+                                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 4}}),
+                            ),
+                            ("message_stop", json!({"type": "message_stop"})),
+                        ];
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        for (name, data) in events {
+                            let e = format!("event: {name}\ndata: {data}\n\n");
+                            let _ = sock.write_all(e.as_bytes()).await;
+                        }
+                        return;
+                    }
                     let body = json!({
                         "id": "msg_e2e", "type": "message", "role": "assistant",
                         "model": "claude-haiku-4-5",
@@ -251,6 +289,31 @@ async fn providers_in_the_config_serve_live_requests() {
     assert!(raw.contains("x-api-key: sk-ant-e2e"), "{raw}");
     assert!(raw.contains("anthropic-version: 2023-06-01"), "{raw}");
 
+    // Anthropic streamed: its events become the OpenAI chunks the client reads.
+    let (s, target, body) = env.chat("claude-first", true).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(target.as_deref(), Some("anthropic/claude-haiku-4-5"));
+    let text: String = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "hello from anthropic", "{body}");
+    assert!(
+        body.contains("\"finish_reason\":\"stop\"") && body.trim_end().ends_with("[DONE]"),
+        "{body}"
+    );
+    assert!(
+        env.anthropic.seen.lock().unwrap()[1].contains("\"stream\":true"),
+        "the provider was asked to stream"
+    );
+
     // Usage is booked to the targets that served.
     let (_, _, usage) = env.send(reqwest::Method::GET, "/api/usage", None).await;
     let u: Value = serde_json::from_str(&usage).unwrap();
@@ -263,7 +326,7 @@ async fn providers_in_the_config_serve_live_requests() {
             .map(|m| m["requests"].as_u64().unwrap())
     };
     assert_eq!(requests("openai/gpt-4o-mini"), Some(4), "{u}");
-    assert_eq!(requests("anthropic/claude-haiku-4-5"), Some(1), "{u}");
+    assert_eq!(requests("anthropic/claude-haiku-4-5"), Some(2), "{u}");
     env.server.shutdown().await;
 }
 
