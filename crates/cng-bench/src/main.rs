@@ -14,6 +14,7 @@
 mod load;
 mod mock;
 mod procstat;
+mod profile;
 mod report;
 mod targets;
 
@@ -47,6 +48,9 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// One cng target under one load, with CPU and (`--strace`) system calls per
+    /// request: for A/B runs of a change (see docs/performance.md).
+    Profile(profile::ProfileArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +113,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Cmd::Profile(args)) => {
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("cng-bench profile: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(profile::run(args, &exe, &repo_root())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cng-bench profile: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match rt.block_on(run(cli.run)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
