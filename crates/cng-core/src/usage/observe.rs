@@ -107,23 +107,40 @@ pub struct SseScanner {
 }
 
 impl SseScanner {
-    pub fn push(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            if b == b'\n' {
+    /// Feeds the next bytes of the stream. Whole lines inside `chunk` are looked at
+    /// where they are; only a line split across chunks is copied (at most
+    /// [`MAX_LINE`] bytes).
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        while !chunk.is_empty() {
+            let Some(end) = chunk.iter().position(|&b| b == b'\n') else {
+                // The line goes on in the next chunk.
                 if !self.skipping {
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line);
+                    if self.line.len() + chunk.len() > MAX_LINE {
+                        self.skipping = true;
+                        self.line.clear();
+                    } else {
+                        self.line.extend_from_slice(chunk);
+                    }
                 }
-                self.line.clear();
-                self.skipping = false;
-            } else if !self.skipping {
-                if self.line.len() >= MAX_LINE {
-                    self.skipping = true;
-                    self.line.clear();
-                } else {
-                    self.line.push(b);
+                return;
+            };
+            let (part, rest) = (&chunk[..end], &chunk[end + 1..]);
+            if !self.skipping {
+                if self.line.is_empty() {
+                    if part.len() <= MAX_LINE {
+                        self.line_done(part);
+                    }
+                } else if self.line.len() + part.len() <= MAX_LINE {
+                    let mut line = std::mem::take(&mut self.line);
+                    line.extend_from_slice(part);
+                    self.line_done(&line);
+                    line.clear();
+                    self.line = line;
                 }
             }
+            self.line.clear();
+            self.skipping = false;
+            chunk = rest;
         }
     }
 
@@ -131,7 +148,7 @@ impl SseScanner {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        let has = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        let has = |needle: &[u8]| contains(data, needle);
         let usage = has(b"\"usage\"");
         let error = has(b"\"error\"");
         if !usage && !error {
@@ -150,6 +167,22 @@ impl SseScanner {
             self.tokens.absorb(&v);
         }
     }
+}
+
+/// Whether `needle` (starting with a quote) occurs in `hay`: a JSON line has few
+/// quotes, so checking at each one is quicker than comparing at every byte.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else {
+        return true;
+    };
+    let mut at = 0;
+    while let Some(i) = hay[at..].iter().position(|&b| b == first) {
+        if hay[at + i..].starts_with(needle) {
+            return true;
+        }
+        at += i + 1;
+    }
+    false
 }
 
 /// A response stream that counts itself when it ends or is dropped (the client went
@@ -272,6 +305,73 @@ mod tests {
             );
             assert!(!s.saw_error);
         }
+    }
+
+    #[test]
+    fn sse_usage_at_any_three_way_split() {
+        let sse = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":4}}\n\n",
+            "data: {\"error\":{\"message\":\"late\"}}\n",
+            "data: [DONE]\n\n"
+        )
+        .as_bytes();
+        for i in 0..sse.len() {
+            for j in i..sse.len() {
+                let mut s = SseScanner::default();
+                s.push(&sse[..i]);
+                s.push(&sse[i..j]);
+                s.push(&sse[j..]);
+                assert_eq!(s.tokens.output, Some(4), "split at {i}, {j}");
+                assert!(s.saw_error, "split at {i}, {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_skipped_whole_at_any_split() {
+        let usage = |pad: usize| {
+            // A data line of MAX_LINE + pad bytes, padded inside a JSON string so it
+            // stays valid JSON.
+            let head = "data: {\"usage\":{\"completion_tokens\":7},\"p\":\"";
+            let tail = "\"}";
+            let fill = MAX_LINE + pad - head.len() - tail.len();
+            format!("{head}{}{tail}\n\n", "x".repeat(fill))
+        };
+        let at_limit = usage(0);
+        let over = usage(1);
+        assert_eq!(at_limit.len(), MAX_LINE + 2);
+        for line in [&at_limit, &over] {
+            let b = line.as_bytes();
+            for split in [
+                0,
+                1,
+                6,
+                100,
+                MAX_LINE - 1,
+                MAX_LINE,
+                MAX_LINE + 1,
+                b.len() - 1,
+            ] {
+                let mut s = SseScanner::default();
+                s.push(&b[..split]);
+                s.push(&b[split..]);
+                // A short line after it is read as usual.
+                s.push(b"data: {\"usage\":{\"prompt_tokens\":3}}\n\n");
+                let expect = (line == &at_limit).then_some(7);
+                assert_eq!(s.tokens.output, expect, "len {}, split {split}", b.len());
+                assert_eq!(s.tokens.input, Some(3));
+            }
+        }
+    }
+
+    #[test]
+    fn contains_finds_quoted_names_only_where_they_are() {
+        assert!(contains(br#"{"a":1,"usage":{}}"#, br#""usage""#));
+        assert!(contains(br#""usage""#, br#""usage""#));
+        assert!(!contains(br#"{"usage_x":1}"#, br#""usage""#));
+        assert!(!contains(br#"{"a":"usag"#, br#""usage""#));
+        assert!(!contains(b"", br#""usage""#));
     }
 
     #[test]
