@@ -267,6 +267,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/config/import"),
     ("POST", "/api/discover"),
     ("GET", "/api/usage"),
+    ("GET", "/api/usage/reconcile"),
     ("GET", "/api/status"),
 ];
 

@@ -44,19 +44,31 @@ pub(super) fn price_of(live: &LiveConfig, model: &str) -> Option<Rates> {
     rates(&m)
 }
 
-pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
-    g: &Gateway<B, S, L>,
-    req: Request<Body>,
-    ctx: &mut Ctx<'_>,
-) -> Result<Response<Body>, Error> {
-    let now = g.services.clock.unix_seconds();
+/// The filters a usage route accepts besides `from` and `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Filters {
+    /// `key` and `model` (`GET /api/usage`).
+    KeyAndModel,
+    /// `model` only (`GET /api/usage/reconcile`: Cloudflare has no per-key figures).
+    ModelOnly,
+}
+
+/// Reads `from`, `to` (Unix seconds, default `default_from` to now), `key` and `model`
+/// (an alias filters by the model it stands for) from the query string.
+pub(super) fn parse_query(
+    req: &Request<Body>,
+    ctx: &Ctx<'_>,
+    now: u64,
+    default_from: u64,
+    filters: Filters,
+) -> Result<UsageQuery, Error> {
     let mut q = UsageQuery {
-        from: now.saturating_sub(86_400),
+        from: default_from,
         to: now,
         key: None,
         model: None,
     };
-    for (k, v) in query_pairs(&req) {
+    for (k, v) in query_pairs(req) {
         let secs = || {
             v.parse::<u64>().map_err(|_| {
                 Error::invalid_param(
@@ -68,6 +80,13 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
         match k.as_str() {
             "from" => q.from = secs()?,
             "to" => q.to = secs()?,
+            "key" if filters == Filters::ModelOnly => {
+                return Err(Error::invalid_param(
+                    "key",
+                    "Cloudflare's analytics have no per-key figures; filter by model, from, to \
+                     (GET /api/usage has per-key usage).",
+                ));
+            }
             "key" if !v.is_empty() => q.key = Some(v),
             "model" if !v.is_empty() => {
                 let id = ctx
@@ -79,9 +98,13 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
             }
             "key" | "model" => {}
             other => {
+                let known = match filters {
+                    Filters::KeyAndModel => "key, model, from, to",
+                    Filters::ModelOnly => "model, from, to",
+                };
                 return Err(Error::invalid_param(
                     other,
-                    format!("`{other}` is not a filter; use key, model, from, to."),
+                    format!("`{other}` is not a filter; use {known}."),
                 ));
             }
         }
@@ -89,6 +112,22 @@ pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
     if q.from > q.to {
         return Err(Error::invalid_param("from", "`from` is after `to`."));
     }
+    Ok(q)
+}
+
+pub(super) async fn handle<B: Backend, S: Store, L: Limiter>(
+    g: &Gateway<B, S, L>,
+    req: Request<Body>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Response<Body>, Error> {
+    let now = g.services.clock.unix_seconds();
+    let q = parse_query(
+        &req,
+        ctx,
+        now,
+        now.saturating_sub(86_400),
+        Filters::KeyAndModel,
+    )?;
     let rows = g.usage.query(&q).await?;
     let live = ctx.live.clone();
     let r = report::build(&rows, &|m| price_of(&live, m));

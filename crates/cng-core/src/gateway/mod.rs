@@ -9,6 +9,7 @@ mod admin_config;
 mod admin_discover;
 mod admin_keys;
 mod admin_providers;
+mod admin_reconcile;
 mod admin_status;
 mod admin_teams;
 mod admin_usage;
@@ -51,6 +52,7 @@ use crate::config::{LiveCache, LiveConfig};
 use crate::error::{Error, ErrorKind};
 use crate::ids::{Clock, Entropy, IdSource};
 use crate::store::Store;
+use crate::usage::reconcile::Analytics;
 use crate::usage::{MemoryUsage, SharedSink, UsageEvent};
 
 /// Default limit of a JSON request body: 10 MiB.
@@ -151,6 +153,7 @@ pub struct Gateway<B, S, L = RateLimiter> {
     live: LiveCache,
     usage: SharedSink,
     model_search: Option<Arc<dyn ModelSearch>>,
+    analytics: Option<Arc<dyn Analytics>>,
     sealer: Option<Arc<dyn crate::routing::KeySealer>>,
     #[cfg(feature = "access")]
     access: Option<Arc<crate::access::AccessVerifier>>,
@@ -189,6 +192,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             limiter,
             usage: Arc::new(MemoryUsage::new()),
             model_search: None,
+            analytics: None,
             sealer: None,
             #[cfg(feature = "access")]
             access: None,
@@ -205,6 +209,13 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
     /// upstream probe of `GET /api/status`).
     pub fn with_model_search(mut self, search: Arc<dyn ModelSearch>) -> Self {
         self.model_search = Some(search);
+        self
+    }
+
+    /// Reads Cloudflare's count of the account's inferences with `analytics`
+    /// (`GET /api/usage/reconcile`; without one that route answers 503).
+    pub fn with_analytics(mut self, analytics: Arc<dyn Analytics>) -> Self {
+        self.analytics = Some(analytics);
         self
     }
 
@@ -439,6 +450,7 @@ impl<B: Backend, S: Store, L: Limiter> Gateway<B, S, L> {
             Route::AdminConfigImport => admin_config::import(self, req, ctx).await?,
             Route::AdminDiscover => admin_discover::handle(self, req, ctx).await?,
             Route::AdminUsage => admin_usage::handle(self, req, ctx).await?,
+            Route::AdminUsageReconcile => admin_reconcile::handle(self, req, ctx).await?,
             Route::AdminStatus => admin_status::handle(self, ctx).await?,
             Route::Badge(model) => badge::handle(self, req, ctx, &model).await?,
             Route::Ui(file) => ui::serve(&file)?,

@@ -56,6 +56,8 @@ pub enum Route {
     AdminDiscover,
     /// `GET /api/usage`.
     AdminUsage,
+    /// `GET /api/usage/reconcile`.
+    AdminUsageReconcile,
     /// `GET /api/status`.
     AdminStatus,
     /// `GET /badge/{model}.svg` (the model, without `.svg`).
@@ -92,6 +94,7 @@ impl Route {
             | Route::AdminConfigImport
             | Route::AdminDiscover
             | Route::AdminUsage
+            | Route::AdminUsageReconcile
             | Route::AdminStatus => Access::Admin,
             _ => Access::Key,
         }
@@ -126,6 +129,7 @@ impl Route {
             }
             Route::AdminDiscover => "admin.discover",
             Route::AdminUsage => "admin.usage",
+            Route::AdminUsageReconcile => "admin.usage.reconcile",
             Route::AdminStatus => "admin.status",
             Route::Badge(_) => "badge",
             Route::Ui(_) => "ui",
@@ -182,6 +186,7 @@ pub fn match_route(method: &Method, path: &str) -> Match {
         ("/api/config/import", _) => (Route::AdminConfigImport, "POST"),
         ("/api/discover", _) => (Route::AdminDiscover, "POST"),
         ("/api/usage", _) => (Route::AdminUsage, "GET"),
+        ("/api/usage/reconcile", _) => (Route::AdminUsageReconcile, "GET"),
         ("/api/status", _) => (Route::AdminStatus, "GET"),
         ("/", _) => (Route::Ui("index.html".into()), "GET, HEAD"),
         (p, _) if p.starts_with("/ui/") && p.len() > "/ui/".len() => {

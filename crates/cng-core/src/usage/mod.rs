@@ -17,6 +17,7 @@
 pub mod histogram;
 pub mod observe;
 pub mod prices;
+pub mod reconcile;
 pub mod report;
 pub mod store;
 pub mod teams;
