@@ -34,6 +34,7 @@
 //! `impl Future` and is not object-safe): see [`AnyBackend`].
 
 pub mod ai_gateway;
+pub mod analytics;
 pub mod anthropic;
 pub mod anthropic_stream;
 pub mod binding;
@@ -50,6 +51,7 @@ pub mod router;
 pub mod unconfigured;
 pub mod worker_fetch;
 
+pub use analytics::{AnalyticsConfig, GraphqlAnalytics};
 pub use catalog::CatalogSearch;
 pub use cng_core;
 pub use http::{HttpClient, MaybeSync, collect_body};

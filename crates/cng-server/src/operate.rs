@@ -1,7 +1,8 @@
 //! What the admin side of the native server needs besides the gateway: the usage sink
 //! (buffered in memory, written to the SQLite store every few seconds and at shutdown),
 //! the model catalog reader behind `POST /api/discover` and the upstream probe of
-//! `GET /api/status`, and the optional Cloudflare Access verifier.
+//! `GET /api/status`, the analytics reader behind `GET /api/usage/reconcile`, and the
+//! optional Cloudflare Access verifier.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use cng_core::access::{AccessConfig, AccessVerifier, CertSource};
 use cng_core::config::discovery::ModelSearch;
+use cng_core::usage::reconcile::Analytics;
 use cng_core::usage::{BoxFuture, BufferedStoreUsage};
 use cng_core::{Error, ErrorKind};
-use cng_providers::{CatalogSearch, HttpClient, ReqwestClient, RestConfig, Timeouts, collect_body};
+use cng_providers::{
+    AnalyticsConfig, CatalogSearch, GraphqlAnalytics, HttpClient, ReqwestClient, RestConfig,
+    Timeouts, collect_body,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -76,6 +81,32 @@ pub fn model_search(args: &ServeArgs, env: &UpstreamEnv) -> Option<Arc<dyn Model
     };
     let client = ReqwestClient::new(timeouts).ok()?;
     Some(Arc::new(CatalogSearch::new(config, client)))
+}
+
+/// Cloudflare's GraphQL Analytics API, when `CNG_CF_ANALYTICS_TOKEN` and
+/// `CLOUDFLARE_ACCOUNT_ID` are set (at `CNG_CF_API_BASE`, like the REST upstream).
+/// Independent of the upstream: the account's analytics are worth comparing whatever
+/// serves the requests.
+pub fn analytics(env: &UpstreamEnv) -> Option<Arc<dyn Analytics>> {
+    let (Some(account), Some(token)) = (&env.account_id, &env.analytics_token) else {
+        if env.analytics_token.is_some() {
+            tracing::warn!(
+                "CNG_CF_ANALYTICS_TOKEN is set but CLOUDFLARE_ACCOUNT_ID is not: /api/usage/reconcile stays off"
+            );
+        }
+        return None;
+    };
+    let mut config = AnalyticsConfig::new(account, token);
+    if let Some(base) = &env.api_base {
+        config.api_base = base.trim_end_matches('/').to_string();
+    }
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(30),
+        idle: Duration::from_secs(30),
+        ..Timeouts::default()
+    };
+    let client = ReqwestClient::new(timeouts).ok()?;
+    Some(Arc::new(GraphqlAnalytics::new(config, client)))
 }
 
 /// The team's Access signing keys, over HTTPS.

@@ -37,11 +37,15 @@ pub struct UpstreamEnv {
     pub admin_key: Option<String>,
     /// `CNG_MASTER_KEY`: opens and seals provider keys (32 bytes, hex or base64).
     pub master_key: Option<String>,
+    /// `CNG_CF_ANALYTICS_TOKEN`: reads Cloudflare's GraphQL Analytics API for
+    /// `GET /api/usage/reconcile` (Account Analytics Read; with `CLOUDFLARE_ACCOUNT_ID`).
+    pub analytics_token: Option<String>,
 }
 
 impl UpstreamEnv {
     /// `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN`, `CNG_CF_API_BASE`,
-    /// `CNG_UPSTREAM_KEY`, `CNG_ADMIN_KEY`; empty values count as unset.
+    /// `CNG_UPSTREAM_KEY`, `CNG_ADMIN_KEY`, `CNG_MASTER_KEY`, `CNG_CF_ANALYTICS_TOKEN`;
+    /// empty values count as unset.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Self {
@@ -51,6 +55,7 @@ impl UpstreamEnv {
             upstream_key: var("CNG_UPSTREAM_KEY"),
             admin_key: var("CNG_ADMIN_KEY"),
             master_key: var(cng_providers::crypto::MASTER_KEY_ENV),
+            analytics_token: var("CNG_CF_ANALYTICS_TOKEN"),
         }
     }
 }
@@ -284,6 +289,9 @@ pub async fn start_with(
         Gateway::new(backend, store, services, config).with_usage(team_tokens.clone());
     if let Some(search) = crate::operate::model_search(&args, &env) {
         gateway = gateway.with_model_search(search);
+    }
+    if let Some(analytics) = crate::operate::analytics(&env) {
+        gateway = gateway.with_analytics(analytics);
     }
     if let Some(access) = access {
         gateway = gateway.with_access(access);

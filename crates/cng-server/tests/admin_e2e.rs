@@ -42,6 +42,7 @@ async fn start(fake: &FakeUpstream, data: &Path) -> Running {
         upstream_key: None,
         admin_key: Some(ADMIN.into()),
         master_key: None,
+        analytics_token: None,
     };
     cng_server::start(args, env).await.unwrap()
 }

@@ -67,6 +67,7 @@ impl Env {
             upstream_key: Some("upstream-key-e2e".into()),
             admin_key: Some(ADMIN.into()),
             master_key: None,
+            analytics_token: None,
         };
         let server = cng_server::start(args, env).await.unwrap();
         Env { fake, server, dir }

@@ -203,6 +203,7 @@ impl Srv {
             upstream_key: None,
             admin_key: Some(ADMIN.into()),
             master_key: None,
+            analytics_token: None,
         };
         let running = cng_server::start(args(dir.path()), env).await.unwrap();
         Srv { running, _dir: dir }

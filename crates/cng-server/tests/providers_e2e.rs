@@ -56,6 +56,7 @@ async fn start(aig: Option<AiGatewaySettings>) -> Env {
         upstream_key: None,
         admin_key: Some(ADMIN.into()),
         master_key: None,
+        analytics_token: None,
     };
     let aig = aig.map(|mut s| {
         s.base_url = Some(format!("{}/v1", fake.base_url()));

@@ -159,6 +159,7 @@ async fn start() -> Env {
         upstream_key: None,
         admin_key: Some(ADMIN.into()),
         master_key: Some(MASTER.into()),
+        analytics_token: None,
     };
     let server = cng_server::start_with(args, env, None).await.unwrap();
     Env {

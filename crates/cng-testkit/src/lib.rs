@@ -13,6 +13,10 @@
 //!   OpenAI-compatible upstream, answering OpenAI-shaped bodies, chunks and errors.
 //! - `GET /client/v4/accounts/{account_id}/ai/models/search`: a fake model catalog
 //!   (paginated, bearer token required; see `data/models-search.json`).
+//! - `POST /client/v4/graphql`: a fake GraphQL Analytics API answering
+//!   `aiInferenceAdaptiveGroups` per model from the `/ai/run/` requests the fake served
+//!   (one inference each, [`NEURONS_PER_INFERENCE`] neurons; bearer token required;
+//!   `!`-tokens script failures; see `src/analytics.rs`).
 //! - `GET /__requests`: every recorded request as a JSON array of [`RecordedRequest`];
 //!   `DELETE /__requests` clears it; `GET /__health`: 200.
 //!
@@ -41,6 +45,7 @@
 //! | `!flaky N` | 503 (code 3040) for the first N requests with this exact text, then the default answer |
 //! | `!garbage` | 200 `application/json` with a body that is not JSON |
 
+mod analytics;
 mod body;
 mod catalog;
 mod corpus;
@@ -56,6 +61,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+pub use analytics::NEURONS_PER_INFERENCE;
 
 /// The text of every default answer (non-streamed `response`; streams spell it out over
 /// several events).

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     corpus: Corpus,
     recorded: Mutex<Vec<RecordedRequest>>,
     flaky: Mutex<HashMap<String, u64>>,
+    /// Workers AI inferences served, for the fake analytics API.
+    served: Mutex<Vec<crate::analytics::Inference>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,6 +46,7 @@ impl Shared {
             corpus,
             recorded: Mutex::new(Vec::new()),
             flaky: Mutex::new(HashMap::new()),
+            served: Mutex::new(Vec::new()),
         }
     }
 
@@ -54,6 +57,7 @@ impl Shared {
     pub fn clear(&self) {
         lock(&self.recorded).clear();
         lock(&self.flaky).clear();
+        lock(&self.served).clear();
     }
 
     pub fn case_count(&self) -> usize {
@@ -131,6 +135,30 @@ async fn handle(
             &parts.headers,
             parts.uri.query(),
         ));
+    }
+
+    if path.ends_with("/graphql") {
+        let served = lock(&shared.served).clone();
+        return Ok(crate::analytics::graphql(
+            &parts.method,
+            &parts.headers,
+            &bytes,
+            &served,
+        ));
+    }
+    if parts.method == Method::POST {
+        if let (Some(account), Some(model)) =
+            (crate::analytics::account_of(&path), model_from_path(&path))
+        {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            lock(&shared.served).push(crate::analytics::Inference {
+                account: account.to_string(),
+                model,
+                at,
+            });
+        }
     }
 
     let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();

@@ -4,6 +4,7 @@
 //! Read from the Worker's environment (`[vars]` and secrets, which look the same to the
 //! code); empty values count as unset, as on the server.
 
+use cng_providers::AnalyticsConfig;
 use cng_providers::rest::{DEFAULT_API_BASE, RestConfig};
 
 /// The Cloudflare account whose Workers AI the REST fallback uses.
@@ -12,6 +13,9 @@ pub const ACCOUNT_ID: &str = "CLOUDFLARE_ACCOUNT_ID";
 pub const API_TOKEN: &str = "CLOUDFLARE_API_TOKEN";
 /// The REST API base (default Cloudflare's); tests point it at a local fake.
 pub const API_BASE: &str = "CNG_CF_API_BASE";
+/// An API token with Account Analytics Read (a secret): enables
+/// `GET /api/usage/reconcile` (with [`ACCOUNT_ID`]).
+pub const ANALYTICS_TOKEN: &str = "CNG_CF_ANALYTICS_TOKEN";
 /// The bootstrap admin key (a secret).
 pub const ADMIN_KEY: &str = "CNG_ADMIN_KEY";
 /// An AI Gateway id: binding calls then go through that gateway (`{gateway: {id}}`).
@@ -48,6 +52,7 @@ pub struct Settings {
     pub master_key: Option<String>,
     pub allow_loopback_http: bool,
     pub ai_gateway_token: Option<String>,
+    pub analytics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for Settings {
             .field("master_key", &secret(&self.master_key))
             .field("allow_loopback_http", &self.allow_loopback_http)
             .field("ai_gateway_token", &secret(&self.ai_gateway_token))
+            .field("analytics_token", &secret(&self.analytics_token))
             .finish()
     }
 }
@@ -89,6 +95,7 @@ impl Settings {
             master_key: var(MASTER_KEY),
             allow_loopback_http: var(ALLOW_LOOPBACK_HTTP).is_some_and(|v| truthy(&v)),
             ai_gateway_token: var(AI_GATEWAY_TOKEN),
+            analytics_token: var(ANALYTICS_TOKEN),
         }
     }
 
@@ -96,6 +103,17 @@ impl Settings {
     pub fn rest_config(&self) -> Option<RestConfig> {
         let (account, token) = (self.account_id.as_ref()?, self.api_token.as_ref()?);
         let mut config = RestConfig::new(account, token);
+        if let Some(base) = &self.api_base {
+            config.api_base = base.trim_end_matches('/').to_string();
+        }
+        Some(config)
+    }
+
+    /// The analytics reader's configuration, when both the account and the analytics
+    /// token are set (at [`API_BASE`], like the REST fallback).
+    pub fn analytics_config(&self) -> Option<AnalyticsConfig> {
+        let (account, token) = (self.account_id.as_ref()?, self.analytics_token.as_ref()?);
+        let mut config = AnalyticsConfig::new(account, token);
         if let Some(base) = &self.api_base {
             config.api_base = base.trim_end_matches('/').to_string();
         }
@@ -165,6 +183,40 @@ mod tests {
         assert_eq!(
             (rest.account_id.as_str(), rest.api_token.as_str()),
             ("acc", "tok")
+        );
+    }
+
+    #[test]
+    fn analytics_need_the_account_and_their_own_token() {
+        assert!(
+            settings(&[("CNG_CF_ANALYTICS_TOKEN", "at")])
+                .analytics_config()
+                .is_none()
+        );
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "a"),
+            ("CLOUDFLARE_API_TOKEN", "t"),
+            ("CNG_CF_ANALYTICS_TOKEN", "analytics-secret"),
+            ("CNG_CF_API_BASE", "http://127.0.0.1:9/client/v4/"),
+        ]);
+        let c = s.analytics_config().unwrap();
+        assert_eq!(
+            (
+                c.account_id.as_str(),
+                c.api_token.as_str(),
+                c.api_base.as_str()
+            ),
+            ("a", "analytics-secret", "http://127.0.0.1:9/client/v4")
+        );
+        assert!(!format!("{s:?}").contains("analytics-secret"));
+        assert!(
+            settings(&[
+                ("CLOUDFLARE_ACCOUNT_ID", "a"),
+                ("CLOUDFLARE_API_TOKEN", "t")
+            ])
+            .analytics_config()
+            .is_none(),
+            "the inference token is not used for analytics"
         );
     }
 

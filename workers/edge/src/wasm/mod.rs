@@ -15,12 +15,13 @@ use std::sync::Arc;
 use cng_core::auth;
 use cng_core::backend::{Backend, InferenceRequest, Output};
 use cng_core::routing::{KeySealer, ProviderRoute, UrlPolicy};
+use cng_core::usage::reconcile::Analytics;
 use cng_core::{Error, Gateway, GatewayConfig, RequestLog};
 use cng_providers::binding::{
     AiBinding, BindingBackend, BindingOptions, Fallback, GatewayOptions, Served,
 };
 use cng_providers::crypto::MasterKey;
-use cng_providers::{ProviderRouter, RestBackend, Unconfigured, WorkerFetch};
+use cng_providers::{GraphqlAnalytics, ProviderRouter, RestBackend, Unconfigured, WorkerFetch};
 use http::HeaderValue;
 use worker::{Context, Env, event};
 
@@ -85,6 +86,8 @@ struct Isolate {
     binding: BindingOptions,
     providers: EdgeProviders,
     sealer: Option<Arc<dyn KeySealer>>,
+    /// `GET /api/usage/reconcile`'s reader (`CNG_CF_ANALYTICS_TOKEN`).
+    analytics: Option<Arc<dyn Analytics>>,
     usage: Rc<IsolateUsage>,
     idle: RefCell<Vec<Member>>,
 }
@@ -126,6 +129,9 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             .with_url_policy(url_policy)
             .with_gateway_token(settings.ai_gateway_token.clone());
         let sealer = master.map(|m| Arc::new(m) as Arc<dyn KeySealer>);
+        let analytics = settings.analytics_config().map(|c| {
+            Arc::new(GraphqlAnalytics::new(c, WorkerFetch::default())) as Arc<dyn Analytics>
+        });
         let rest = settings
             .rest_config()
             .map(|c| RestBackend::new(c, WorkerFetch::default()));
@@ -143,6 +149,7 @@ fn isolate(env: &Env) -> Rc<Isolate> {
             binding,
             providers,
             sealer,
+            analytics,
             usage: Rc::new(IsolateUsage::new(env)),
             idle: RefCell::new(Vec::new()),
         });
@@ -168,6 +175,9 @@ impl Isolate {
         .with_usage(self.usage.sink());
         if let Some(sealer) = &self.sealer {
             gateway = gateway.with_sealer(sealer.clone());
+        }
+        if let Some(analytics) = &self.analytics {
+            gateway = gateway.with_analytics(analytics.clone());
         }
         Member { gateway, backend }
     }
