@@ -57,7 +57,10 @@ async function drain(resp) {
 export default class extends Worker {
   constructor(ctx, env) {
     const fake = env.CNG_TEST_AI === "fake";
-    if (fake) fakeAi.upstream = env.CNG_FAKE_AI_UPSTREAM;
+    if (fake) {
+      fakeAi.upstream = env.CNG_FAKE_AI_UPSTREAM;
+      fakeAi.account = env.CLOUDFLARE_ACCOUNT_ID || "fake-binding";
+    }
     super(ctx, fake ? { ...env, AI: fakeAi } : env);
   }
 

@@ -53,6 +53,8 @@ async function restBody(inputs) {
 export class Ai {
   constructor(upstream) {
     this.upstream = upstream; // e.g. http://127.0.0.1:PORT/client/v4
+    // The binding runs on the Worker's account, as Cloudflare's analytics count it.
+    this.account = "fake-binding";
     this.memory = null; // an object with run(): answers from memory instead (benchmarks)
   }
 
@@ -68,7 +70,7 @@ export class Ai {
       throw new Error("fake AI binding: set CNG_FAKE_AI_UPSTREAM");
     }
     const { body, contentType } = await restBody(inputs);
-    const resp = await fetch(`${this.upstream}/accounts/fake-binding/ai/run/${model}`, {
+    const resp = await fetch(`${this.upstream}/accounts/${this.account}/ai/run/${model}`, {
       method: "POST",
       headers: { "content-type": contentType, "x-cng-fake-binding": "1" },
       body,
