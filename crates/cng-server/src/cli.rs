@@ -127,3 +127,24 @@ pub enum KeysCommand {
         data: DataArgs,
     },
 }
+
+impl ServeArgs {
+    /// A server for tests and embedding: a free loopback port, `data` as its data dir,
+    /// short timeouts (first byte 2 s, idle 1 s, shutdown grace 2 s), 64 KiB JSON
+    /// bodies, no upstream flag, no loopback providers. Change fields with struct
+    /// update syntax: `ServeArgs { idle_timeout: 5, ..ServeArgs::local(dir) }`.
+    pub fn local(data: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data: DataArgs { data: data.into() },
+            upstream: None,
+            shutdown_grace: 2,
+            max_body_bytes: 64 * 1024,
+            max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
+            public_url: None,
+            first_byte_timeout: 2,
+            idle_timeout: 1,
+            allow_loopback_http: false,
+        }
+    }
+}

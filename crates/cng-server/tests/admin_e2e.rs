@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::cli::ServeArgs;
 use cng_server::{Running, UpstreamEnv};
 use cng_testkit::{FakeUpstream, fixtures_dir};
 use reqwest::Method;
@@ -22,18 +22,9 @@ const TOKEN: &str = "cf-token-admin-e2e";
 
 async fn start(fake: &FakeUpstream, data: &Path) -> Running {
     let args = ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: DataArgs {
-            data: data.to_path_buf(),
-        },
-        upstream: None,
-        shutdown_grace: 2,
-        max_body_bytes: 64 * 1024,
-        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-        public_url: None,
         first_byte_timeout: 5,
         idle_timeout: 5,
-        allow_loopback_http: false,
+        ..ServeArgs::local(data.to_path_buf())
     };
     let env = UpstreamEnv {
         account_id: Some("acct-admin".into()),

@@ -45,20 +45,7 @@ impl Env {
         tweak: impl FnOnce(&mut ServeArgs, &FakeUpstream),
     ) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = ServeArgs {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data: DataArgs {
-                data: dir.path().to_path_buf(),
-            },
-            upstream: None,
-            shutdown_grace: 2,
-            max_body_bytes: 64 * 1024,
-            max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-            public_url: None,
-            first_byte_timeout: 2,
-            idle_timeout: 1,
-            allow_loopback_http: false,
-        };
+        let mut args = ServeArgs::local(dir.path().to_path_buf());
         tweak(&mut args, &fake);
         let env = UpstreamEnv {
             account_id: Some("acct-e2e".into()),

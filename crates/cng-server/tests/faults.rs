@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::cli::ServeArgs;
 use cng_server::{Running, UpstreamEnv};
 use cng_testkit::{FakeUpstream, fixtures_dir};
 use futures_util::StreamExt;
@@ -177,20 +177,7 @@ struct Srv {
 }
 
 fn args(dir: &Path) -> ServeArgs {
-    ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: DataArgs {
-            data: dir.to_path_buf(),
-        },
-        upstream: None,
-        shutdown_grace: 2,
-        max_body_bytes: 64 * 1024,
-        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-        public_url: None,
-        first_byte_timeout: 2,
-        idle_timeout: 1,
-        allow_loopback_http: false,
-    }
+    ServeArgs::local(dir.to_path_buf())
 }
 
 impl Srv {

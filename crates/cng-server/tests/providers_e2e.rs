@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cng_providers::ai_gateway::GatewayOptions;
 use cng_server::ai_gateway::AiGatewaySettings;
-use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::cli::ServeArgs;
 use cng_server::{Running, UpstreamEnv};
 use cng_testkit::{FakeUpstream, fixtures_dir};
 use serde_json::{Value, json};
@@ -35,20 +35,7 @@ struct Env {
 async fn start(aig: Option<AiGatewaySettings>) -> Env {
     let fake = FakeUpstream::start(&fixtures_dir(), 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let args = ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: DataArgs {
-            data: dir.path().to_path_buf(),
-        },
-        upstream: None,
-        shutdown_grace: 2,
-        max_body_bytes: 64 * 1024,
-        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-        public_url: None,
-        first_byte_timeout: 2,
-        idle_timeout: 1,
-        allow_loopback_http: false,
-    };
+    let args = ServeArgs::local(dir.path().to_path_buf());
     let env = UpstreamEnv {
         account_id: Some("acct-e2e".into()),
         api_token: Some(TOKEN.into()),

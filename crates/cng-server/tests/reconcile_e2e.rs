@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::cli::ServeArgs;
 use cng_server::{Running, UpstreamEnv};
 use cng_testkit::{FakeUpstream, NEURONS_PER_INFERENCE, fixtures_dir};
 use reqwest::Method;
@@ -27,18 +27,9 @@ const BGE: &str = "@cf/baai/bge-m3";
 
 async fn start(fake: &FakeUpstream, data: &Path, analytics_token: Option<&str>) -> Running {
     let args = ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: DataArgs {
-            data: data.to_path_buf(),
-        },
-        upstream: None,
-        shutdown_grace: 2,
-        max_body_bytes: 64 * 1024,
-        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-        public_url: None,
         first_byte_timeout: 5,
         idle_timeout: 5,
-        allow_loopback_http: false,
+        ..ServeArgs::local(data.to_path_buf())
     };
     let env = UpstreamEnv {
         account_id: Some(ACCOUNT.into()),

@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cng_server::cli::{DataArgs, ServeArgs};
+use cng_server::cli::ServeArgs;
 use cng_server::{Running, UpstreamEnv};
 use cng_testkit::{FakeUpstream, fixtures_dir};
 use serde_json::{Value, json};
@@ -139,18 +139,10 @@ async fn start() -> Env {
     let anthropic = FakeAnthropic::start().await;
     let dir = tempfile::tempdir().unwrap();
     let args = ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: DataArgs {
-            data: dir.path().to_path_buf(),
-        },
-        upstream: None,
-        shutdown_grace: 2,
-        max_body_bytes: 64 * 1024,
-        max_upload_bytes: cng_core::gateway::DEFAULT_MAX_UPLOAD_BYTES,
-        public_url: None,
         first_byte_timeout: 5,
         idle_timeout: 5,
         allow_loopback_http: true,
+        ..ServeArgs::local(dir.path().to_path_buf())
     };
     let env = UpstreamEnv {
         account_id: Some("acct-e2e".into()),
