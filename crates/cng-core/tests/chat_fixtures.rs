@@ -12,7 +12,7 @@
 )]
 
 mod support;
-use support::{NOW, error_section, pretty};
+use support::{Case, NOW, error_section, pretty};
 
 use std::fs;
 use std::path::Path;
@@ -25,16 +25,7 @@ use cng_core::error::Error;
 use cng_core::ids::{FixedClock, SequentialIds};
 use cng_core::openai::{chat::ChatRequest, parse_json};
 use cng_core::workers_ai::envelope;
-use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Deserialize)]
-struct Case {
-    description: String,
-    schema: String,
-    schema_source: String,
-    stream: bool,
-}
 
 fn plan_case(body: &[u8]) -> Result<ChatPlan, Error> {
     let req = parse_json::<ChatRequest>(body)?.value;
@@ -150,18 +141,7 @@ fn run_case(dir: &Path, case: &Case) -> String {
 fn chat_fixtures() {
     insta::glob!("../../../fixtures", "chat/*/case.json", |path| {
         let dir = path.parent().unwrap();
-        let case: Case = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
-        assert!(
-            ["legacy", "v2025", "openai", "gpt-oss", "none"].contains(&case.schema.as_str()),
-            "{}: unknown schema {}",
-            path.display(),
-            case.schema
-        );
-        assert!(
-            !case.schema_source.is_empty(),
-            "{}: no schema_source",
-            path.display()
-        );
+        let case = Case::read(path);
         let doc = run_case(dir, &case);
         insta::with_settings!({
             description => format!("{} [schema: {}]", case.description, case.schema),

@@ -15,6 +15,9 @@
     reason = "test code: a failure should stop the test"
 )]
 
+mod support;
+use support::{Case, Dialect, NOW, answer_sections, frames, pretty, refused};
+
 use std::fs;
 use std::path::Path;
 
@@ -25,27 +28,9 @@ use cng_core::catalog::{Catalog, Task};
 use cng_core::error::Error;
 use cng_core::ids::{FixedClock, SequentialIds};
 use cng_core::openai::parse_json;
-use cng_core::workers_ai::envelope;
-use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Deserialize)]
-struct Case {
-    description: String,
-    schema: String,
-    schema_source: String,
-    stream: bool,
-    #[serde(default)]
-    endpoint: Option<String>,
-}
-
-/// The clock every fixture runs at: 2025-06-15T00:00:00Z.
-const NOW: u64 = 1_749_945_600;
-
-fn pretty(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap()
-}
-
+/// Errors of these routes are in Anthropic's shape.
 fn error_section(e: &Error) -> String {
     let body: Value = serde_json::from_slice(&anthropic::error::to_json(e, None)).unwrap();
     format!(
@@ -81,19 +66,7 @@ fn transcode(plan: &MessagesPlan, chunks: &[&[u8]]) -> String {
 
 /// Checks an Anthropic stream against the protocol, as the official SDK reads it.
 fn check_protocol(sse: &str, what: &str) {
-    let frames: Vec<(String, Value)> = sse
-        .split("\n\n")
-        .filter(|f| !f.is_empty())
-        .map(|f| {
-            let (ev, data) = f.split_once('\n').expect("event and data lines");
-            let name = ev
-                .strip_prefix("event: ")
-                .expect("an event line")
-                .to_string();
-            let data = data.strip_prefix("data: ").expect("a data line");
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect();
+    let frames = frames(sse);
     assert_eq!(frames[0].0, "message_start", "{what}");
     // (type, open, accumulated tool JSON)
     let mut blocks: Vec<(String, bool, String)> = Vec::new();
@@ -177,6 +150,27 @@ fn count_tokens_case(dir: &Path) -> String {
     }
 }
 
+/// The Messages dialect of one planned case.
+struct Messages<'a>(&'a MessagesPlan);
+
+impl Dialect for Messages<'_> {
+    fn respond(&self, result: &Value) -> Result<Value, Error> {
+        anthropic::respond(self.0, result).map(|m| serde_json::to_value(m).unwrap())
+    }
+    fn respond_as_events(&self, result: &Value) -> Result<Vec<u8>, Error> {
+        anthropic::respond_as_events(self.0, result)
+    }
+    fn transcode(&self, chunks: &[&[u8]]) -> String {
+        transcode(self.0, chunks)
+    }
+    fn check_protocol(&self, sse: &str, what: &str) {
+        check_protocol(sse, what)
+    }
+    fn error_section(&self, e: &Error) -> String {
+        error_section(e)
+    }
+}
+
 fn run_case(dir: &Path, case: &Case) -> String {
     if case.endpoint.as_deref() == Some("count_tokens") {
         return count_tokens_case(dir);
@@ -185,15 +179,7 @@ fn run_case(dir: &Path, case: &Case) -> String {
     let request = fs::read(dir.join("request.json")).unwrap();
     let plan = match plan_case(&request) {
         Ok(p) => p,
-        Err(e) => {
-            assert!(
-                !dir.join("upstream.json").exists() && !dir.join("upstream.sse").exists(),
-                "{}: refused before the upstream, but the case has an upstream body: {}",
-                dir.display(),
-                e.message()
-            );
-            return error_section(&e);
-        }
+        Err(e) => return refused(dir, &e, error_section(&e)),
     };
     let Input::Json(input) = &plan.request.input else {
         panic!("input is JSON")
@@ -213,54 +199,7 @@ fn run_case(dir: &Path, case: &Case) -> String {
         "{}: case.json stream flag disagrees with the request",
         dir.display()
     );
-    if let Ok(err) = fs::read(dir.join("upstream-error.json")) {
-        let err: Value = serde_json::from_slice(&err).unwrap();
-        let status = err["status"].as_u64().unwrap() as u16;
-        let body = serde_json::to_vec(&err["body"]).unwrap();
-        let e = envelope::parse(status, &body).expect_err("an upstream error case must fail");
-        doc.push_str(&error_section(&e));
-    } else if let Ok(json) = fs::read(dir.join("upstream.json")) {
-        let result: Value = serde_json::from_slice(&json).unwrap();
-        let wrapped =
-            serde_json::json!({"result": result, "success": true, "errors": [], "messages": []});
-        let result = envelope::parse(200, &serde_json::to_vec(&wrapped).unwrap()).unwrap();
-        if plan.stream {
-            let sse =
-                String::from_utf8(anthropic::respond_as_events(&plan, &result).unwrap()).unwrap();
-            check_protocol(&sse, &dir.display().to_string());
-            doc.push_str(&format!("== response: SSE (emulated)\n{sse}"));
-        } else {
-            match anthropic::respond(&plan, &result) {
-                Ok(m) => doc.push_str(&format!("== response: HTTP 200\n{}\n", pretty(&m))),
-                Err(e) => doc.push_str(&error_section(&e)),
-            }
-        }
-    } else if let Ok(sse) = fs::read(dir.join("upstream.sse")) {
-        let whole = transcode(&plan, &[&sse]);
-        for i in 0..=sse.len() {
-            let split = transcode(&plan, &[&sse[..i], &sse[i..]]);
-            assert_eq!(
-                split,
-                whole,
-                "{}: differs when split at byte {i}",
-                dir.display()
-            );
-        }
-        let bytes: Vec<&[u8]> = sse.chunks(1).collect();
-        assert_eq!(
-            transcode(&plan, &bytes),
-            whole,
-            "{}: byte by byte",
-            dir.display()
-        );
-        check_protocol(&whole, &dir.display().to_string());
-        doc.push_str(&format!("== response: SSE\n{whole}"));
-    } else {
-        panic!(
-            "{}: planned, but the case has no upstream file",
-            dir.display()
-        );
-    }
+    doc.push_str(&answer_sections(dir, plan.stream, &Messages(&plan)));
     doc
 }
 
@@ -270,18 +209,7 @@ fn messages_fixtures() {
     insta::glob!("../../../fixtures", "messages/*/case.json", |path| {
         count += 1;
         let dir = path.parent().unwrap();
-        let case: Case = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
-        assert!(
-            ["legacy", "v2025", "openai", "gpt-oss", "none"].contains(&case.schema.as_str()),
-            "{}: unknown schema {}",
-            path.display(),
-            case.schema
-        );
-        assert!(
-            !case.schema_source.is_empty(),
-            "{}: no schema_source",
-            path.display()
-        );
+        let case = Case::read(path);
         let doc = run_case(dir, &case);
         insta::with_settings!({
             description => format!("{} [schema: {}]", case.description, case.schema),

@@ -16,7 +16,7 @@
 )]
 
 mod support;
-use support::{NOW, error_section, pretty};
+use support::{Case, Dialect, NOW, answer_sections, error_section, frames, pretty, refused};
 
 use std::fs;
 use std::path::Path;
@@ -28,17 +28,7 @@ use cng_core::error::Error;
 use cng_core::ids::{FixedClock, SequentialIds};
 use cng_core::openai::parse_json;
 use cng_core::responses::{self, ResponsesPlan, ResponsesRequest};
-use cng_core::workers_ai::envelope;
-use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Deserialize)]
-struct Case {
-    description: String,
-    schema: String,
-    schema_source: String,
-    stream: bool,
-}
 
 fn plan_case(body: &[u8]) -> Result<ResponsesPlan, Error> {
     let req = parse_json::<ResponsesRequest>(body)?.value;
@@ -58,22 +48,6 @@ fn transcode(plan: &ResponsesPlan, chunks: &[&[u8]]) -> String {
     }
     out.extend(t.finish());
     String::from_utf8(out).unwrap()
-}
-
-/// Parses `event: X\ndata: {...}\n\n` frames.
-fn frames(sse: &str) -> Vec<(String, Value)> {
-    sse.split("\n\n")
-        .filter(|f| !f.is_empty())
-        .map(|f| {
-            let (ev, data) = f.split_once('\n').expect("event and data lines");
-            let name = ev
-                .strip_prefix("event: ")
-                .expect("an event line")
-                .to_string();
-            let data = data.strip_prefix("data: ").expect("a data line");
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect()
 }
 
 /// Checks a Responses stream against the protocol, as the official SDK's stream
@@ -160,20 +134,30 @@ fn check_protocol(sse: &str, what: &str) {
     );
 }
 
+/// The Responses dialect of one planned case.
+struct Responses<'a>(&'a ResponsesPlan);
+
+impl Dialect for Responses<'_> {
+    fn respond(&self, result: &Value) -> Result<Value, Error> {
+        responses::respond(self.0, result).map(|r| serde_json::to_value(r).unwrap())
+    }
+    fn respond_as_events(&self, result: &Value) -> Result<Vec<u8>, Error> {
+        responses::respond_as_events(self.0, result)
+    }
+    fn transcode(&self, chunks: &[&[u8]]) -> String {
+        transcode(self.0, chunks)
+    }
+    fn check_protocol(&self, sse: &str, what: &str) {
+        check_protocol(sse, what)
+    }
+}
+
 fn run_case(dir: &Path, case: &Case) -> String {
     let mut doc = String::new();
     let request = fs::read(dir.join("request.json")).unwrap();
     let plan = match plan_case(&request) {
         Ok(p) => p,
-        Err(e) => {
-            assert!(
-                !dir.join("upstream.json").exists() && !dir.join("upstream.sse").exists(),
-                "{}: refused before the upstream, but the case has an upstream body: {}",
-                dir.display(),
-                e.message()
-            );
-            return error_section(&e);
-        }
+        Err(e) => return refused(dir, &e, error_section(&e)),
     };
     let Input::Json(input) = &plan.request.input else {
         panic!("input is JSON")
@@ -198,55 +182,7 @@ fn run_case(dir: &Path, case: &Case) -> String {
         "{}: case.json stream flag disagrees with the request",
         dir.display()
     );
-
-    if let Ok(err) = fs::read(dir.join("upstream-error.json")) {
-        let err: Value = serde_json::from_slice(&err).unwrap();
-        let status = err["status"].as_u64().unwrap() as u16;
-        let body = serde_json::to_vec(&err["body"]).unwrap();
-        let e = envelope::parse(status, &body).expect_err("an upstream error case must fail");
-        doc.push_str(&error_section(&e));
-    } else if let Ok(json) = fs::read(dir.join("upstream.json")) {
-        let result: Value = serde_json::from_slice(&json).unwrap();
-        let wrapped =
-            serde_json::json!({"result": result, "success": true, "errors": [], "messages": []});
-        let result = envelope::parse(200, &serde_json::to_vec(&wrapped).unwrap()).unwrap();
-        if plan.stream {
-            let sse =
-                String::from_utf8(responses::respond_as_events(&plan, &result).unwrap()).unwrap();
-            check_protocol(&sse, &dir.display().to_string());
-            doc.push_str(&format!("== response: SSE (emulated)\n{sse}"));
-        } else {
-            match responses::respond(&plan, &result) {
-                Ok(r) => doc.push_str(&format!("== response: HTTP 200\n{}\n", pretty(&r))),
-                Err(e) => doc.push_str(&error_section(&e)),
-            }
-        }
-    } else if let Ok(sse) = fs::read(dir.join("upstream.sse")) {
-        let whole = transcode(&plan, &[&sse]);
-        for i in 0..=sse.len() {
-            let split = transcode(&plan, &[&sse[..i], &sse[i..]]);
-            assert_eq!(
-                split,
-                whole,
-                "{}: differs when split at byte {i}",
-                dir.display()
-            );
-        }
-        let bytes: Vec<&[u8]> = sse.chunks(1).collect();
-        assert_eq!(
-            transcode(&plan, &bytes),
-            whole,
-            "{}: byte by byte",
-            dir.display()
-        );
-        check_protocol(&whole, &dir.display().to_string());
-        doc.push_str(&format!("== response: SSE\n{whole}"));
-    } else {
-        panic!(
-            "{}: planned, but the case has no upstream file",
-            dir.display()
-        );
-    }
+    doc.push_str(&answer_sections(dir, plan.stream, &Responses(&plan)));
     doc
 }
 
@@ -256,18 +192,7 @@ fn responses_fixtures() {
     insta::glob!("../../../fixtures", "responses/*/case.json", |path| {
         count += 1;
         let dir = path.parent().unwrap();
-        let case: Case = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
-        assert!(
-            ["legacy", "v2025", "openai", "gpt-oss", "none"].contains(&case.schema.as_str()),
-            "{}: unknown schema {}",
-            path.display(),
-            case.schema
-        );
-        assert!(
-            !case.schema_source.is_empty(),
-            "{}: no schema_source",
-            path.display()
-        );
+        let case = Case::read(path);
         let doc = run_case(dir, &case);
         insta::with_settings!({
             description => format!("{} [schema: {}]", case.description, case.schema),
